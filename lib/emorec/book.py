@@ -1,0 +1,250 @@
+"""Run the book: execute each chapter once with papermill, then build the HTML from those outputs.
+
+This is what ``make book`` and ``make test`` call (``python -m emorec.book --profile cpu``):
+
+1. read the chapters, in order, from ``_toc.yml``;
+2. convert each MyST notebook with jupytext and execute it once with papermill, with the working
+   directory at the repository root, the ``emorec`` kernel, a per-cell timeout, and the parameters
+   of ``params/<profile>.yaml`` (its ``common`` section merged with the chapter's own section);
+3. stage the executed notebooks beside a copy of ``_config.yml``, ``_toc.yml`` and
+   ``references.bib`` under ``_build/<profile>/book`` (a folder holding no ``.md`` twin, so Jupyter
+   Book renders papermill's outputs and never executes anything itself);
+4. build the HTML with Jupyter Book, warnings as errors.
+
+A cell error, an undeclared parameter, a missing figure (an unresolved ``glue`` key) or any Sphinx
+warning stops the run with a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .paths import project_root
+
+PROFILES = ("smoke", "cpu", "paper")
+KERNEL = "emorec"
+BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
+
+
+class BookError(RuntimeError):
+    """A chapter failed, or the book's configuration is inconsistent."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One entry of ``_toc.yml``: ``stem`` like ``04_2_metrics``, ``source`` the file on disk."""
+
+    docname: str  # as written in the TOC, e.g. "chapters/04_2_metrics"
+    source: Path
+
+    @property
+    def stem(self) -> str:
+        return Path(self.docname).name
+
+    @property
+    def is_notebook(self) -> bool:
+        return is_notebook(self.source)
+
+
+def is_notebook(path: Path) -> bool:
+    """A MyST page is a notebook when its front matter declares a kernel (jupytext pairing)."""
+    head = path.read_text(encoding="utf-8")[:2000]
+    return head.startswith("---") and "kernelspec:" in head
+
+
+def _toc_docnames(entries: list[dict]) -> list[str]:
+    names = []
+    for entry in entries:
+        if "file" in entry:
+            names.append(entry["file"])
+        for key in ("sections", "chapters"):
+            names += _toc_docnames(entry.get(key, []))
+        for part in entry.get("parts", []):
+            names += _toc_docnames(part.get("chapters", []))
+    return names
+
+
+def read_toc(root: Path) -> list[Page]:
+    """The pages of ``_toc.yml`` in reading order (root first)."""
+    toc_path = root / "_toc.yml"
+    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
+    docnames = [toc["root"]] + _toc_docnames(toc.get("chapters", []) + toc.get("parts", []))
+    pages = []
+    for name in docnames:
+        name = str(Path(name).with_suffix(""))
+        source = root / f"{name}.md"
+        if not source.is_file():
+            raise BookError(f"{toc_path}: page {name!r} has no source file {source}")
+        pages.append(Page(name, source))
+    return pages
+
+
+def load_profile(root: Path, profile: str) -> dict:
+    """``params/<profile>.yaml`` as a dict with a ``common`` section and one section per chapter."""
+    if profile not in PROFILES:
+        raise BookError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    path = root / "params" / f"{profile}.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(params.get("common"), dict):
+        raise BookError(f"{path}: needs a 'common:' section")
+    return params
+
+
+def chapter_parameters(profile_params: dict, page: Page, declared: set[str]) -> dict:
+    """The profile's ``common`` values the chapter declares, overridden by the chapter's own section.
+
+    A chapter section that names a parameter the chapter does not declare is an error (a typo in
+    ``params/*.yaml`` would otherwise be silently ignored)."""
+    own = profile_params.get(page.stem) or {}
+    unknown = sorted(set(own) - set(declared))
+    if unknown:
+        raise BookError(f"params section {page.stem!r} sets {unknown}, which {page.source} does not declare "
+                        f"in its parameters cell")
+    common = {k: v for k, v in profile_params["common"].items() if k in declared}
+    return {**common, **own}
+
+
+def execute_chapter(page: Page, out_path: Path, parameters: dict, root: Path, timeout: int | None) -> float:
+    """Execute one chapter with papermill into ``out_path`` (written only on success); seconds taken."""
+    import jupytext
+    import nbformat
+    import papermill
+
+    nb = jupytext.read(page.source)
+    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": KERNEL, "language": "python"}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    source_ipynb = out_path.with_suffix(".source.ipynb")
+    partial = out_path.with_suffix(".partial.ipynb")
+    nbformat.write(nb, source_ipynb)
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(source_ipynb), str(partial), parameters=parameters, kernel_name=KERNEL, cwd=str(root),
+            execution_timeout=timeout, progress_bar=False, report_mode=False,
+        )
+    except papermill.PapermillExecutionError as err:
+        failed = out_path.with_suffix(".failed.ipynb")
+        os.replace(partial, failed)
+        raise BookError(f"{page.source}: cell {err.exec_count} raised {err.ename}: {err.evalue} "
+                        f"(executed notebook kept at {failed})") from None
+    finally:
+        source_ipynb.unlink(missing_ok=True)
+    os.replace(partial, out_path)
+    return time.perf_counter() - start
+
+
+def stage_book(root: Path, stage: Path, pages: list[Page]) -> None:
+    """Copy the book's configuration and the non-notebook pages beside the executed notebooks."""
+    for name in BOOK_FILES:
+        shutil.copy2(root / name, stage / name)
+    for page in pages:
+        if not page.is_notebook:
+            target = stage / f"{page.docname}.md"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(page.source, target)
+    static = root / "chapters" / "_static"
+    if static.is_dir():
+        shutil.copytree(static, stage / "chapters" / "_static", dirs_exist_ok=True)
+
+
+def build_html(stage: Path, site: Path) -> Path:
+    """Jupyter Book's HTML of the staged book, warnings as errors; returns the html folder."""
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jupyter_book), "build", str(stage), "--path-output", str(site), "--all", "-W", "--keep-going"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    log = result.stdout + result.stderr
+    (site / "build.log").parent.mkdir(parents=True, exist_ok=True)
+    (site / "build.log").write_text(log, encoding="utf-8")
+    if result.returncode != 0 or "WARNING" in log:
+        warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
+        raise BookError("Jupyter Book build failed:\n" + "\n".join(warnings[:30] or log.splitlines()[-30:]))
+    return site / "_build" / "html"
+
+
+def run_book(root: Path, profile: str, only: list[str] | None = None, html: bool = True,
+             publish: bool = False) -> Path:
+    """Execute the chapters (all, or those named in ``only``) and build the HTML; returns the stage."""
+    params = load_profile(root, profile)
+    pages = read_toc(root)
+    if only:
+        missing = sorted(set(only) - {p.stem for p in pages})
+        if missing:
+            raise BookError(f"--only names pages not in _toc.yml: {missing}")
+    build = root / "_build" / profile
+    stage = build / "book"
+    stage.mkdir(parents=True, exist_ok=True)
+    timeout = params["common"].get("cell_timeout")
+    timings_path = build / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    for page in pages:
+        if not page.is_notebook or (only and page.stem not in only):
+            continue
+        parameters = chapter_parameters(params, page, declared_parameters(page))
+        print(f"[{profile}] executing {page.docname} ...", flush=True)
+        seconds = execute_chapter(page, stage / f"{page.docname}.ipynb", parameters, root, timeout)
+        timings[page.stem] = round(seconds, 1)
+        print(f"[{profile}] {page.docname}: {seconds:.1f} s", flush=True)
+    timings_path.write_text(json.dumps(timings, indent=2))
+    if html and not only:
+        stage_book(root, stage, pages)
+        print(f"[{profile}] building HTML ...", flush=True)
+        html_dir = build_html(stage, build / "site")
+        print(f"[{profile}] HTML: {html_dir / 'index.html'}", flush=True)
+        if publish:
+            published = root / "_build" / "html"
+            shutil.rmtree(published, ignore_errors=True)
+            shutil.copytree(html_dir, published)
+            print(f"[{profile}] published to {published / 'index.html'}", flush=True)
+    return stage
+
+
+def declared_parameters(page: Page) -> set[str]:
+    """Names assigned in the chapter's ``parameters`` cell; exactly one such cell is required."""
+    import jupytext
+
+    nb = jupytext.read(page.source)
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise BookError(f"{page.source}: needs exactly one cell tagged 'parameters', found {len(tagged)}")
+    try:
+        tree = ast.parse(tagged[0].source)
+    except SyntaxError as err:
+        raise BookError(f"{page.source}: parameters cell is not valid Python: {err}") from None
+    return {target.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            if isinstance(target, ast.Name)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emorec.book", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="cpu", choices=PROFILES, help="parameter set (default: cpu)")
+    parser.add_argument("--only", action="append", metavar="STEM",
+                        help="execute only this chapter (repeatable), e.g. --only 04_2_metrics; no HTML")
+    parser.add_argument("--no-html", action="store_true", help="execute the chapters but skip the HTML build")
+    parser.add_argument("--publish", action="store_true", help="copy the HTML to _build/html")
+    parser.add_argument("--root", type=Path, default=None, help="repository root (default: found from cwd)")
+    args = parser.parse_args(argv)
+    root = (args.root or project_root()).resolve()
+    start = time.perf_counter()
+    try:
+        run_book(root, args.profile, only=args.only, html=not args.no_html, publish=args.publish)
+    except BookError as err:
+        print(f"book: error: {err}", file=sys.stderr)
+        return 1
+    print(f"[{args.profile}] done in {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
