@@ -141,6 +141,7 @@ def execute_chapter(page: Page, out_path: Path, parameters: dict, root: Path, ti
     finally:
         source_ipynb.unlink(missing_ok=True)
     os.replace(partial, out_path)
+    out_path.with_suffix(".failed.ipynb").unlink(missing_ok=True)
     return time.perf_counter() - start
 
 
@@ -183,6 +184,8 @@ def run_book(root: Path, profile: str, only: list[str] | None = None, html: bool
             raise BookError(f"--only names pages not in _toc.yml: {missing}")
     build = root / "_build" / profile
     stage = build / "book"
+    if not only:  # a full run starts clean: no notebook of a removed or failed chapter survives
+        shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True, exist_ok=True)
     timeout = params["common"].get("cell_timeout")
     timings_path = build / "timings.json"
