@@ -1,0 +1,512 @@
+"""Face detection with MTCNN, cropping and the crop cache (paper §3.2.1, DESIGN §7).
+
+The paper locates faces in the SEWA-DB frames with MTCNN (Zhang et al., 2016), keeps only the frames
+showing a face, crops each face with its bounding box and resizes it to 100×80 pixels. Here the
+detector is facenet-pytorch's MTCNN (its P-, R- and O-net weights ship inside the wheel, so nothing
+is downloaded). Per frame the most probable face is kept; frames without a face are dropped from the
+crops but recorded in the frame table, which is what the windowing of §3.2.2 needs.
+
+Each video is extracted once into a cache directory::
+
+    <cache_dir>/crops.npy    uint8 [N_kept, H, W, 3], RGB, opened memory-mapped
+    <cache_dir>/frames.csv   one row per sampled frame: frame, source_frame, time, kept,
+                             crop_index, x1 y1 x2 y2, prob, the 5 landmarks
+    <cache_dir>/meta.json    detector settings, sampling, crop size, source fingerprint
+
+The entry appears atomically (built in a temporary directory, then renamed). While a video is being
+extracted, finished chunks of frames are kept in ``<cache_dir>.partial/``, so an interrupted run
+continues from the last complete chunk and ends with the same bytes as an uninterrupted one. A
+change of detector settings, sampling, crop size or source video invalidates the entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from importlib.metadata import version as _dist_version
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+# Bump when the cache layout or the way crops are made changes: old entries are then re-extracted.
+CACHE_VERSION = 1
+
+LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
+LANDMARK_COLUMNS = [f"{name}_{axis}" for name in LANDMARKS for axis in ("x", "y")]
+FRAME_COLUMNS = ["frame", "source_frame", "time", "kept", "crop_index", *BOX_COLUMNS, "prob",
+                 *LANDMARK_COLUMNS]
+
+
+# --------------------------------------------------------------------------------------------------
+# The detector
+# --------------------------------------------------------------------------------------------------
+
+class FaceExtractor:
+    """MTCNN face detector returning the most probable face per frame (§3.2.1).
+
+    ``min_face_size`` sets the smallest face searched for (pixels); matching it to the corpus (SEWA's
+    faces are about 100×80 px in 320×240 frames) shortens MTCNN's image pyramid, which is where most
+    of its time goes. ``thresholds`` are the P-, R-, O-net score thresholds and ``factor`` the pyramid
+    step, as in facenet-pytorch. Frames of equal size are detected ``batch_size`` at a time.
+    """
+
+    def __init__(self, min_face_size: int = 60, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+                 factor: float = 0.709, batch_size: int = 32, device: str = "cpu"):
+        if min_face_size < 12:
+            raise ValueError(f"min_face_size must be >= 12 (MTCNN's cell size), got {min_face_size}")
+        if len(thresholds) != 3 or not all(0.0 <= t < 1.0 for t in thresholds):
+            raise ValueError(f"thresholds must be three values in [0, 1), got {thresholds}")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.min_face_size = int(min_face_size)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.factor = float(factor)
+        self.batch_size = int(batch_size)
+        self.device = device
+        self._mtcnn = None
+
+    @property
+    def mtcnn(self):
+        """The facenet-pytorch ``MTCNN`` module, built on first use (weights from the wheel)."""
+        if self._mtcnn is None:
+            from facenet_pytorch import MTCNN
+
+            self._mtcnn = MTCNN(min_face_size=self.min_face_size, thresholds=list(self.thresholds),
+                                factor=self.factor, select_largest=False, keep_all=True,
+                                device=torch.device(self.device)).eval()
+        return self._mtcnn
+
+    def settings(self) -> dict:
+        """Everything about the detector that changes its output: part of the cache key."""
+        return {"detector": "facenet-pytorch MTCNN", "facenet_pytorch": _dist_version("facenet-pytorch"),
+                "min_face_size": self.min_face_size, "thresholds": list(self.thresholds),
+                "factor": self.factor, "selection": "probability"}
+
+    def detect(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Detect the most probable face in each of ``frames`` (uint8 [B, H, W, 3] RGB), in one call.
+
+        Returns boxes float64 [B, 4] (x1, y1, x2, y2), probabilities [B] and landmarks [B, 5, 2];
+        rows of frames without a face are NaN.
+        """
+        frames = np.ascontiguousarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 [B, H, W, 3], got {frames.dtype} {frames.shape}")
+        n = len(frames)
+        boxes = np.full((n, 4), np.nan)
+        probs = np.full(n, np.nan)
+        points = np.full((n, 5, 2), np.nan)
+        all_boxes, all_probs, all_points = self.mtcnn.detect(frames, landmarks=True)
+        for i, (b, p, pt) in enumerate(zip(all_boxes, all_probs, all_points)):
+            if b is None:
+                continue
+            best = int(np.argmax(np.asarray(p, dtype=np.float64)))
+            boxes[i] = np.asarray(b[best], dtype=np.float64)
+            probs[i] = float(p[best])
+            points[i] = np.asarray(pt[best], dtype=np.float64)
+        return boxes, probs, points
+
+
+def crop_face(frame: np.ndarray, box: Sequence[float], crop_size: tuple[int, int] = (100, 80)) -> np.ndarray:
+    """Crop ``frame`` with the bounding box (clipped to the frame) and resize to ``crop_size``
+    (height, width) with area interpolation (§3.2.1: faces resized to 100×80). Returns uint8 [H, W, 3]."""
+    height, width = frame.shape[:2]
+    x1, y1 = max(0, int(math.floor(box[0]))), max(0, int(math.floor(box[1])))
+    x2, y2 = min(width, int(math.ceil(box[2]))), min(height, int(math.ceil(box[3])))
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        raise ValueError(f"box {tuple(box)} lies outside the {width}x{height} frame")
+    out_h, out_w = crop_size
+    return cv2.resize(frame[y1:y2, x1:x2], (out_w, out_h), interpolation=cv2.INTER_AREA)
+
+
+# --------------------------------------------------------------------------------------------------
+# MTCNN's three stages, for Figure 4
+# --------------------------------------------------------------------------------------------------
+
+def _stage_inputs(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Square-ify the boxes, cut them out of ``image`` [1, 3, H, W] (clipped), resize to size×size."""
+    from facenet_pytorch.models.utils.detect_face import imresample, pad
+
+    height, width = image.shape[2:]
+    y, ey, x, ex = pad(boxes, width, height)  # 1-based inclusive corners, clipped to the image
+    patches = [imresample(image[:, :, y[k] - 1:ey[k], x[k] - 1:ex[k]], (size, size)) for k in range(len(y))]
+    return (torch.cat(patches) - 127.5) * 0.0078125
+
+
+def mtcnn_stages(image: np.ndarray, extractor: FaceExtractor | None = None) -> dict[str, np.ndarray]:
+    """Run MTCNN's cascade on one RGB image and return the candidates after each stage (Fig. 4, §3.2.1).
+
+    Keys: ``"pnet"`` (proposals of the fully-convolutional P-net over the image pyramid, after
+    non-maximum suppression and box regression), ``"rnet"`` (those R-net keeps and refines),
+    ``"onet"`` (O-net's final faces) — each float [N, 5]: x1, y1, x2, y2, score — and
+    ``"landmarks"`` [N_onet, 5, 2] (eyes, nose, mouth corners). The ``"onet"`` boxes equal what
+    ``FaceExtractor.detect`` / facenet-pytorch's ``MTCNN.detect`` return for the image.
+    """
+    from facenet_pytorch.models.utils.detect_face import (batched_nms_numpy, bbreg, generateBoundingBox,
+                                                          imresample, rerec)
+    from torchvision.ops import nms
+
+    extractor = extractor or FaceExtractor()
+    net = extractor.mtcnn
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be RGB [H, W, 3], got shape {image.shape}")
+    img = torch.as_tensor(np.ascontiguousarray(image), device=net.device).permute(2, 0, 1)[None].float()
+    height, width = img.shape[2:]
+    t_p, t_r, t_o = extractor.thresholds
+    empty = np.zeros((0, 5))
+    with torch.no_grad():
+        # P-net: sliding 12×12 window over a pyramid from min_face_size up to the whole image.
+        scale = 12.0 / extractor.min_face_size
+        side = min(height, width) * scale
+        proposals = []
+        while side >= 12:
+            resized = imresample(img, (int(height * scale + 1), int(width * scale + 1)))
+            reg, prob = net.pnet((resized - 127.5) * 0.0078125)
+            cand, _ = generateBoundingBox(reg, prob[:, 1], scale, t_p)
+            proposals.append(cand[nms(cand[:, :4], cand[:, 4], 0.5)])
+            scale *= extractor.factor
+            side *= extractor.factor
+        cand = torch.cat(proposals)
+        cand = cand[nms(cand[:, :4], cand[:, 4], 0.7)]
+        size = (cand[:, 2:4] - cand[:, 0:2])
+        shifted = torch.cat([cand[:, 0:2] + cand[:, 5:7] * size, cand[:, 2:4] + cand[:, 7:9] * size], 1)
+        pboxes = rerec(torch.cat([shifted, cand[:, 4:5]], 1))
+        stages = {"pnet": pboxes.cpu().numpy().copy()}
+        if len(pboxes) == 0:
+            return {**stages, "rnet": empty, "onet": empty, "landmarks": np.zeros((0, 5, 2))}
+        # R-net: rejects most proposals and refines the rest on 24×24 crops.
+        reg, prob = net.rnet(_stage_inputs(img, pboxes, 24))
+        keep = prob[:, 1] > t_r
+        rboxes = torch.cat([pboxes[keep, :4], prob[keep, 1:2]], 1)
+        reg = reg[keep]
+        pick = nms(rboxes[:, :4], rboxes[:, 4], 0.7)
+        rboxes = rerec(bbreg(rboxes[pick], reg[pick]))
+        stages["rnet"] = rboxes.cpu().numpy().copy()
+        if len(rboxes) == 0:
+            return {**stages, "onet": empty, "landmarks": np.zeros((0, 5, 2))}
+        # O-net: final score, box regression and the five landmarks on 48×48 crops.
+        reg, marks, prob = net.onet(_stage_inputs(img, rboxes, 48))
+        keep = prob[:, 1] > t_o
+        oboxes = torch.cat([rboxes[keep, :4], prob[keep, 1:2]], 1)
+        marks, reg = marks[keep], reg[keep]
+        side_w = (oboxes[:, 2] - oboxes[:, 0] + 1)[:, None]
+        side_h = (oboxes[:, 3] - oboxes[:, 1] + 1)[:, None]
+        points = torch.stack([side_w * marks[:, :5] + oboxes[:, 0:1] - 1,
+                              side_h * marks[:, 5:] + oboxes[:, 1:2] - 1], 2)
+        oboxes = bbreg(oboxes, reg)
+        pick = batched_nms_numpy(oboxes[:, :4], oboxes[:, 4], torch.zeros(len(oboxes)), 0.7, "Min")
+        stages["onet"] = oboxes[pick].cpu().numpy().copy()
+        stages["landmarks"] = points[pick].cpu().numpy().copy()
+    return stages
+
+
+# --------------------------------------------------------------------------------------------------
+# Video decoding and frame sampling
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _VideoInfo:
+    fps: float
+    width: int
+    height: int
+    n_frames: int  # as declared by the container (may be approximate)
+
+
+def _open_video(path: Path) -> tuple[cv2.VideoCapture, _VideoInfo]:
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    if not cap.isOpened() or not fps or not math.isfinite(fps) or fps <= 0:
+        cap.release()
+        raise ValueError(f"{path}: cannot decode this file as a video (OpenCV could not open it)")
+    info = _VideoInfo(fps=float(fps), width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                      height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                      n_frames=int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+    return cap, info
+
+
+def _source_index(k: int, fps: float, source_fps: float) -> int:
+    """Source frame shown at time k / fps: the nearest one (halves rounded up)."""
+    return int(math.floor(k * source_fps / fps + 0.5))
+
+
+def _sampled_frames(cap: cv2.VideoCapture, info: _VideoInfo, fps: float, start: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield (k, source index, RGB frame) for sampled frames k >= start, decoding sequentially
+    (grab() skips unneeded frames without colour conversion; seeking in Xvid is not exact)."""
+    k, src = start, 0
+    target = _source_index(k, fps, info.fps)
+    while True:
+        if not cap.grab():
+            return
+        if src == target:
+            ok, bgr = cap.retrieve()
+            if not ok:
+                return
+            yield k, src, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            k += 1
+            target = _source_index(k, fps, info.fps)
+        src += 1
+
+
+# --------------------------------------------------------------------------------------------------
+# The cache
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class FaceTrack:
+    """One video's extraction: ``crops`` uint8 [N_kept, H, W, 3] (memory-mapped), ``frames`` the
+    frame table (one row per sampled frame, kept or not), ``meta`` the settings it was made with."""
+
+    path: Path
+    crops: np.ndarray
+    frames: pd.DataFrame
+    meta: dict
+
+    @property
+    def keep_rate(self) -> float:
+        """Share of sampled frames in which a face was found (the paper reports about 90%, §3.2.2)."""
+        return float(self.frames["kept"].mean())
+
+    @property
+    def kept_frames(self) -> np.ndarray:
+        """Frame numbers (at the sampling fps) of the kept frames, in crop order."""
+        return self.frames.loc[self.frames["kept"], "frame"].to_numpy()
+
+
+def _file_sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _source_fingerprint(path: Path, previous: dict | None) -> dict:
+    """Size, mtime and SHA-1 of the video; the hash is reused when size and mtime are unchanged."""
+    stat = path.stat()
+    fp = {"name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if previous and previous.get("size") == fp["size"] and previous.get("mtime_ns") == fp["mtime_ns"]:
+        fp["sha1"] = previous.get("sha1")
+    else:
+        fp["sha1"] = _file_sha1(path)
+    return fp
+
+
+def _cache_key(extractor: FaceExtractor, fps: float | None, crop_size: tuple[int, int], sha1: str) -> dict:
+    return {"cache_version": CACHE_VERSION, "detector": extractor.settings(),
+            "fps": None if fps is None else float(fps), "crop_size": [int(c) for c in crop_size],
+            "source_sha1": sha1}
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Write a file through ``write(fileobj)`` to a temporary name, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_track(cache_dir: str | os.PathLike) -> FaceTrack:
+    """Open a complete cache entry written by :func:`extract_video` (§3.2.1): crops memory-mapped."""
+    cache_dir = Path(cache_dir)
+    meta = _read_json(cache_dir / "meta.json")
+    if meta is None or not (cache_dir / "crops.npy").is_file() or not (cache_dir / "frames.csv").is_file():
+        raise FileNotFoundError(f"{cache_dir}: no complete face-crop cache entry here")
+    crops = np.load(cache_dir / "crops.npy", mmap_mode="r")
+    frames = pd.read_csv(cache_dir / "frames.csv")
+    frames["kept"] = frames["kept"].astype(bool)
+    return FaceTrack(path=cache_dir, crops=crops, frames=frames, meta=meta)
+
+
+def _valid_entry(cache_dir: Path, key: dict) -> bool:
+    meta = _read_json(cache_dir / "meta.json")
+    return (meta is not None and meta.get("key") == key and (cache_dir / "crops.npy").is_file()
+            and (cache_dir / "frames.csv").is_file())
+
+
+def _chunk_path(work: Path, index: int) -> Path:
+    return work / f"chunk_{index:06d}.npz"
+
+
+def _process_chunk(extractor: FaceExtractor, frames: list[tuple[int, int, np.ndarray]],
+                   crop_size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Detect faces in a chunk of sampled frames (batch by batch) and crop the kept ones."""
+    boxes, probs, points, crops = [], [], [], []
+    for start in range(0, len(frames), extractor.batch_size):
+        batch = np.stack([f for _, _, f in frames[start:start + extractor.batch_size]])
+        b, p, pt = extractor.detect(batch)
+        boxes.append(b), probs.append(p), points.append(pt)
+        crops.extend(crop_face(img, box, crop_size) for img, box in zip(batch, b) if np.isfinite(box[0]))
+    h, w = crop_size
+    return {"frame": np.array([k for k, _, _ in frames], dtype=np.int64),
+            "source_frame": np.array([s for _, s, _ in frames], dtype=np.int64),
+            "boxes": np.concatenate(boxes), "probs": np.concatenate(probs),
+            "points": np.concatenate(points),
+            "crops": np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)}
+
+
+def _run_chunks(video_path: Path, work: Path, extractor: FaceExtractor, fps: float | None,
+                crop_size: tuple[int, int], chunk_size: int, progress: bool) -> list[Path]:
+    """Extract every chunk not yet in ``work``; each chunk file is written atomically."""
+    done = sorted(work.glob("chunk_*.npz"))
+    cap, info = _open_video(video_path)
+    rate = info.fps if fps is None else float(fps)
+    if rate > info.fps + 1e-6:
+        cap.release()
+        raise ValueError(f"{video_path}: cannot sample at {rate} fps, the video has {info.fps:g} fps")
+    total = int(info.n_frames * rate / info.fps) if info.n_frames > 0 else None
+    bar = tqdm(total=total, initial=len(done) * chunk_size, desc=video_path.name, unit="frame",
+               disable=not progress, leave=False)
+    index, pending = len(done), []
+    try:
+        for item in _sampled_frames(cap, info, rate, start=len(done) * chunk_size):
+            pending.append(item)
+            if len(pending) == chunk_size:
+                result = _process_chunk(extractor, pending, crop_size)
+                _write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
+                bar.update(len(pending))
+                index, pending = index + 1, []
+        if pending:
+            result = _process_chunk(extractor, pending, crop_size)
+            _write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
+            bar.update(len(pending))
+    finally:
+        cap.release()
+        bar.close()
+    return sorted(work.glob("chunk_*.npz"))
+
+
+def _frame_table(chunks: list[dict], rate: float) -> pd.DataFrame:
+    boxes = np.concatenate([c["boxes"] for c in chunks])
+    points = np.concatenate([c["points"] for c in chunks]).reshape(len(boxes), 10)
+    kept = np.isfinite(boxes[:, 0])
+    frame = np.concatenate([c["frame"] for c in chunks])
+    table = pd.DataFrame({"frame": frame, "source_frame": np.concatenate([c["source_frame"] for c in chunks]),
+                          "time": frame / rate, "kept": kept,
+                          "crop_index": np.where(kept, np.cumsum(kept) - 1, -1)})
+    for j, col in enumerate(BOX_COLUMNS):
+        table[col] = boxes[:, j]
+    table["prob"] = np.concatenate([c["probs"] for c in chunks])
+    for j, col in enumerate(LANDMARK_COLUMNS):
+        table[col] = points[:, j]
+    return table[FRAME_COLUMNS]
+
+
+def _assemble(video_path: Path, cache_dir: Path, chunk_files: list[Path], meta: dict, rate: float) -> None:
+    """Join the chunks into a complete entry in a temporary directory, then rename it into place."""
+    chunks = [dict(np.load(p)) for p in chunk_files]
+    table = _frame_table(chunks, rate)
+    if not table["kept"].any():
+        raise ValueError(f"{video_path}: MTCNN found no face in any of its {len(table)} sampled frames")
+    crops = np.concatenate([c["crops"] for c in chunks])
+    meta = {**meta, "n_frames": int(len(table)), "n_kept": int(len(crops)),
+            "keep_rate": float(table["kept"].mean())}
+    tmp = cache_dir.with_name(f".{cache_dir.name}.{uuid.uuid4().hex}.tmp")
+    tmp.mkdir(parents=True)
+    try:
+        np.save(tmp / "crops.npy", crops)
+        table.to_csv(tmp / "frames.csv", index=False, float_format="%.6f")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        old = None
+        if cache_dir.exists():
+            old = cache_dir.with_name(f".{cache_dir.name}.{uuid.uuid4().hex}.old")
+            os.replace(cache_dir, old)
+        os.replace(tmp, cache_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, fps: float | None = 10,
+                  crop_size: tuple[int, int] = (100, 80), extractor: FaceExtractor | None = None,
+                  chunk_size: int = 256, progress: bool = True) -> FaceTrack:
+    """Detect, crop and cache the faces of one video (§3.2.1); reuse the cache when it is valid.
+
+    Frames are sampled at ``fps`` (the source frame nearest to each time k/fps; ``None`` keeps every
+    frame), the most probable face of each is cropped and resized to ``crop_size`` (height, width).
+    Chunks of ``chunk_size`` sampled frames are saved as they finish, so an interrupted extraction
+    resumes where it stopped. Raises FileNotFoundError for a missing file and ValueError, naming the
+    file, for a video OpenCV cannot decode or in which no face is ever found (no entry is left).
+    """
+    video_path, cache_dir = Path(video_path), Path(cache_dir)
+    if not video_path.is_file():
+        raise FileNotFoundError(f"{video_path}: no such video file")
+    if fps is not None and fps <= 0:
+        raise ValueError(f"{video_path}: fps must be positive, got {fps}")
+    if len(crop_size) != 2 or min(crop_size) < 1:
+        raise ValueError(f"crop_size must be (height, width) >= 1, got {crop_size}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    extractor = extractor or FaceExtractor()
+    old_meta = _read_json(cache_dir / "meta.json") or {}
+    source = _source_fingerprint(video_path, old_meta.get("source"))
+    key = _cache_key(extractor, fps, crop_size, source["sha1"])
+    if _valid_entry(cache_dir, key):
+        return load_track(cache_dir)
+
+    work = cache_dir.with_name(cache_dir.name + ".partial")
+    # Chunks are only reusable if made with the same key and the same chunking and batching.
+    work_key = {"key": key, "chunk_size": chunk_size, "batch_size": extractor.batch_size}
+    if work.exists() and _read_json(work / "settings.json") != work_key:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    _write_atomic(work / "settings.json", lambda f: f.write(json.dumps(work_key).encode()))
+    try:
+        chunk_files = _run_chunks(video_path, work, extractor, fps, crop_size, chunk_size, progress)
+        if not chunk_files:
+            raise ValueError(f"{video_path}: the video has no decodable frames")
+        cap, info = _open_video(video_path)
+        cap.release()
+        rate = info.fps if fps is None else float(fps)
+        meta = {"key": key, "source": source, "module": f"emorec.data.faces cache v{CACHE_VERSION}",
+                "video": {"fps": info.fps, "width": info.width, "height": info.height},
+                "sampling_fps": rate, "crop_size": list(crop_size), "detector": extractor.settings()}
+        _assemble(video_path, cache_dir, chunk_files, meta, rate)
+    except ValueError:
+        # Bad input: leave nothing behind. (Other interruptions keep the chunks for a resume.)
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return load_track(cache_dir)
+
+
+def extract_corpus(videos: Iterable[str | os.PathLike], cache_root: str | os.PathLike, fps: float | None = 10,
+                   crop_size: tuple[int, int] = (100, 80), extractor: FaceExtractor | None = None,
+                   chunk_size: int = 256, progress: bool = True) -> dict[str, FaceTrack]:
+    """Extract faces of many videos (§3.2.1) into ``cache_root/<video stem>/``; returns stem → track."""
+    videos = [Path(v) for v in videos]
+    stems = [v.stem for v in videos]
+    if len(set(stems)) != len(stems):
+        dup = sorted({s for s in stems if stems.count(s) > 1})
+        raise ValueError(f"videos with the same file stem would share a cache entry: {dup}")
+    extractor = extractor or FaceExtractor()
+    tracks = {}
+    for video in tqdm(videos, desc="face extraction", unit="video", disable=not progress):
+        tracks[video.stem] = extract_video(video, Path(cache_root) / video.stem, fps=fps, crop_size=crop_size,
+                                           extractor=extractor, chunk_size=chunk_size, progress=progress)
+    return tracks
