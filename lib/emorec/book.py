@@ -189,7 +189,7 @@ def run_book(root: Path, profile: str, only: list[str] | None = None, html: bool
     stage.mkdir(parents=True, exist_ok=True)
     timeout = params["common"].get("cell_timeout")
     timings_path = build / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    timings = json.loads(timings_path.read_text()) if only and timings_path.is_file() else {}
     for page in pages:
         if not page.is_notebook or (only and page.stem not in only):
             continue
@@ -197,8 +197,9 @@ def run_book(root: Path, profile: str, only: list[str] | None = None, html: bool
         print(f"[{profile}] executing {page.docname} ...", flush=True)
         seconds = execute_chapter(page, stage / f"{page.docname}.ipynb", parameters, root, timeout)
         timings[page.stem] = round(seconds, 1)
+        # Written after each chapter, so the appendix (executed last) can show the times of this build.
+        timings_path.write_text(json.dumps(timings, indent=2))
         print(f"[{profile}] {page.docname}: {seconds:.1f} s", flush=True)
-    timings_path.write_text(json.dumps(timings, indent=2))
     if html and not only:
         stage_book(root, stage, pages)
         print(f"[{profile}] building HTML ...", flush=True)
@@ -229,15 +230,17 @@ def declared_parameters(page: Page) -> set[str]:
             if isinstance(target, ast.Name)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emorec.book", description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The book's command-line options (shared by ``python -m emorec.book`` and ``emorec book``)."""
     parser.add_argument("--profile", default="cpu", choices=PROFILES, help="parameter set (default: cpu)")
     parser.add_argument("--only", action="append", metavar="STEM",
                         help="execute only this chapter (repeatable), e.g. --only 04_2_metrics; no HTML")
     parser.add_argument("--no-html", action="store_true", help="execute the chapters but skip the HTML build")
     parser.add_argument("--publish", action="store_true", help="copy the HTML to _build/html")
     parser.add_argument("--root", type=Path, default=None, help="repository root (default: found from cwd)")
-    args = parser.parse_args(argv)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
     root = (args.root or project_root()).resolve()
     start = time.perf_counter()
     try:
@@ -247,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"[{args.profile}] done in {time.perf_counter() - start:.0f} s", flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emorec.book", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
