@@ -1,0 +1,138 @@
+"""The artefact cache: one experiment configuration → one folder of results (DESIGN §7).
+
+Each experiment writes ``artefacts/<profile>/<table>/<key>/`` holding ``config.json``,
+``result.json`` and whatever the run saved (checkpoints, predictions). The key hashes three things:
+
+- the configuration (model, data options, training settings, seed);
+- a fingerprint of the data it reads (so regenerated or different data reruns it);
+- a fingerprint of the source of the library modules it depends on (so editing ``emorec.models``
+  reruns the model experiments, and editing a chapter or an unrelated module reruns nothing).
+
+A run works inside ``<key>.partial/`` and is renamed to ``<key>/`` only when it has finished, so a
+killed run never looks finished; the next call resumes inside the same ``.partial`` folder (the
+trainer picks up its last checkpoint there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..paths import resolve
+
+SMALL_FILE = 1 << 20  # data files up to 1 MiB are hashed whole; larger ones by size and head/tail
+
+
+def _module_files(name: str) -> list[Path]:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"no module named {name!r}")
+    origin = Path(spec.origin)
+    if spec.submodule_search_locations:  # a package: every module inside it
+        return sorted(origin.parent.rglob("*.py"))
+    return [origin]
+
+
+def source_fingerprint(modules: Iterable[str]) -> str:
+    """SHA-256 of the source files of the named modules (packages include all their modules)."""
+    digest = hashlib.sha256()
+    for name in sorted(set(modules)):
+        for path in _module_files(name):
+            digest.update(f"{name}:{path.name}\n".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _file_digest(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size <= SMALL_FILE:
+        return hashlib.sha256(path.read_bytes()).digest()
+    with path.open("rb") as handle:  # big videos: size plus both ends is enough to notice a different file
+        head = handle.read(SMALL_FILE // 2)
+        handle.seek(-SMALL_FILE // 2, os.SEEK_END)
+        tail = handle.read()
+    return hashlib.sha256(str(size).encode() + head + tail).digest()
+
+
+def data_fingerprint(root: str | os.PathLike, pattern: str = "**/*") -> str:
+    """SHA-256 over the relative names and contents of the files under ``root`` matching ``pattern``."""
+    root = resolve(root)
+    if not root.exists():
+        raise FileNotFoundError(f"data folder {root} does not exist")
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.glob(pattern) if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(_file_digest(path))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One configuration of one table: what is run, on which data, with which code."""
+
+    table: str
+    config: dict[str, Any]
+    data: str = ""  # data fingerprint
+    modules: tuple[str, ...] = field(default_factory=tuple)  # library modules the run depends on
+
+    @property
+    def key(self) -> str:
+        payload = json.dumps({"table": self.table, "config": self.config, "data": self.data,
+                              "code": source_fingerprint(self.modules) if self.modules else ""},
+                             sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+class ArtefactStore:
+    """``artefacts/<profile>/`` as a cache of finished experiments."""
+
+    def __init__(self, root: str | os.PathLike = "artefacts", profile: str = "cpu"):
+        self.root = resolve(root) / profile
+
+    def folder(self, experiment: Experiment) -> Path:
+        return self.root / experiment.table / experiment.key
+
+    def load(self, experiment: Experiment) -> dict | None:
+        """The stored result of a finished run, or None."""
+        result = self.folder(experiment) / "result.json"
+        return json.loads(result.read_text()) if result.is_file() else None
+
+    def run(self, experiment: Experiment, fn: Callable[[Path], dict]) -> dict:
+        """The result of ``experiment``: loaded if finished before, else ``fn(work_dir)`` run now.
+
+        ``fn`` receives the run's working folder (resumed if a previous attempt was killed) and
+        returns a JSON-serialisable dict; the folder becomes the finished artefact only after
+        ``fn`` returns."""
+        done = self.load(experiment)
+        if done is not None:
+            return done
+        final = self.folder(experiment)
+        work = final.with_name(final.name + ".partial")
+        work.mkdir(parents=True, exist_ok=True)
+        _write_json(work / "config.json", {"table": experiment.table, "config": experiment.config,
+                                           "data": experiment.data, "modules": list(experiment.modules)})
+        result = fn(work)
+        _write_json(work / "result.json", result)
+        shutil.rmtree(final, ignore_errors=True)  # an unfinished leftover of an older layout
+        os.replace(work, final)
+        return json.loads((final / "result.json").read_text())
+
+    def results(self, table: str) -> list[dict]:
+        """Every finished run of ``table`` as ``{"config": ..., "result": ...}``."""
+        rows = []
+        for folder in sorted((self.root / table).glob("*/result.json")):
+            config = json.loads((folder.parent / "config.json").read_text())
+            rows.append({"config": config["config"], "result": json.loads(folder.read_text())})
+        return rows
