@@ -376,7 +376,7 @@ def _run_chunks(video_path: Path, work: Path, extractor: FaceExtractor, fps: flo
     rate = info.fps if fps is None else float(fps)
     if rate > info.fps + 1e-6:
         cap.release()
-        raise ValueError(f"{video_path}: cannot sample at {rate} fps, the video has {info.fps:g} fps")
+        raise ValueError(f"{video_path}: cannot sample at {rate:g} fps, the video has {info.fps:g} fps")
     total = int(info.n_frames * rate / info.fps) if info.n_frames > 0 else None
     bar = tqdm(total=total, initial=len(done) * chunk_size, desc=video_path.name, unit="frame",
                disable=not progress, leave=False)
