@@ -38,6 +38,13 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete temporary files a killed writer left behind (the real files are never partial)."""
+    for name in (CHECKPOINT, BEST, HISTORY):
+        for tmp in Path(run_dir).glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
 def save(obj: dict, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 

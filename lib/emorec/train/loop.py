@@ -98,6 +98,8 @@ class _Trainer:
     def run(self) -> TrainResult:
         cfg, ctx = self.config, self.ctx
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if ctx.is_main:
+            ckpt.remove_stale_temporaries(self.run_dir)
         state = self._load_resumable()
         if state is None:
             _seed_everything(cfg.seed + ctx.rank)
