@@ -5,6 +5,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from torchvision.models.vgg import cfgs, make_layers
 
 from emorec.models import (BACKBONES, BLOCKS, CNN2D, NORMALIZATIONS, STAGES, build_stages,
                            count_parameters, imagenet_weights_file, vggface_to_torchvision)
@@ -131,20 +132,21 @@ def test_imagenet_resnet50_from_local_cache(tmp_path, monkeypatch):
 
 def test_imagenet_vgg11_bn_features(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    tv = torchvision.models.vgg11_bn(weights=None)
+    features = make_layers(cfgs["A"], batch_norm=True)  # torchvision's vgg11_bn features
+    with torch.device("meta"):
+        classifier = torchvision.models.vgg11_bn(weights=None).classifier
+    state = {f"features.{k}": v for k, v in _random_state(features, 1).items()}
     # the classifier (25088×4096) is stored as a stride-0 tensor: the right shape in a tiny file
-    state = {k: v for k, v in _random_state(tv.features, 1).items()}
-    state = {f"features.{k}": v for k, v in state.items()}
-    for k, v in tv.classifier.state_dict().items():
+    for k, v in classifier.state_dict().items():
         state[f"classifier.{k}"] = torch.randn(1).expand(v.shape)
     path, _ = imagenet_weights_file("vgg11_bn")
     path.parent.mkdir(parents=True)
     torch.save(state, path)
-    tv.load_state_dict(state)
+    features.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")})
     model = CNN2D("vgg11_bn", weights="imagenet").eval()
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        assert rel_err(model.features(model.normalize(x)), tv.eval().features(model.normalize(x))) < 1e-5
+        assert rel_err(model.features(model.normalize(x)), features.eval()(model.normalize(x))) < 1e-5
 
 
 def test_imagenet_missing_file_says_what_to_download(tmp_path, monkeypatch):
@@ -197,14 +199,14 @@ def test_vggface_vgg16_equals_torchvision_reference(tmp_path):
     path = tmp_path / "vgg_face_dag.pth"
     torch.save(_fake_vggface(), path)
     model = CNN2D("vgg16", weights="vggface", weights_path=path).eval()
-    tv = torchvision.models.vgg16(weights=None)
-    tv.features.load_state_dict({k[len("features."):]: v for k, v in
-                                 vggface_to_torchvision(_fake_vggface()).items() if k.startswith("features.")})
+    features = make_layers(cfgs["D"])  # torchvision's vgg16 features
+    features.load_state_dict({k[len("features."):]: v for k, v in
+                              vggface_to_torchvision(_fake_vggface()).items() if k.startswith("features.")})
     x = torch.rand(2, 3, 100, 80)
     # VGG-Face input: RGB in 0..255 minus the mean, no scaling by a std
     ref_in = x * 255 - torch.tensor([129.186, 104.762, 93.594]).view(1, 3, 1, 1)
     with torch.no_grad():
-        assert rel_err(model.features(model.normalize(x)), tv.features.eval()(ref_in)) < 1e-5
+        assert rel_err(model.features(model.normalize(x)), features.eval()(ref_in)) < 1e-5
 
 
 def test_vggface_into_vgg16_bn_via_env(tmp_path, monkeypatch):
