@@ -76,9 +76,7 @@ def test_crops_and_frame_table(video, extractor, tmp_path):
 
 
 def test_batched_detection_equals_per_frame(video, extractor):
-    cap, info = faces._open_video(video)
-    frames = np.stack([f for _, _, f in faces._sampled_frames(cap, info, 10.0, 0)][:6])
-    cap.release()
+    frames = np.stack([f for _, _, f in faces._sampled_frames(video, 10.0, 0)][:6])
     boxes, probs, points = extractor.detect(frames)
     for i in range(len(frames)):
         b, p, pt = extractor.detect(frames[i:i + 1])

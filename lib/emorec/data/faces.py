@@ -38,6 +38,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from emorec.data import video
+
 # Bump when the cache layout or the way crops are made changes: old entries are then re-extracted.
 CACHE_VERSION = 1
 
@@ -214,50 +216,17 @@ def mtcnn_stages(image: np.ndarray, extractor: FaceExtractor | None = None) -> d
 
 
 # --------------------------------------------------------------------------------------------------
-# Video decoding and frame sampling
+# Frame sampling (decoding and resampling by timestamps live in emorec.data.video)
 # --------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class _VideoInfo:
-    fps: float
-    width: int
-    height: int
-    n_frames: int  # as declared by the container (may be approximate)
-
-
-def _open_video(path: Path) -> tuple[cv2.VideoCapture, _VideoInfo]:
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
-    if not cap.isOpened() or not fps or not math.isfinite(fps) or fps <= 0:
-        cap.release()
-        raise ValueError(f"{path}: cannot decode this file as a video (OpenCV could not open it)")
-    info = _VideoInfo(fps=float(fps), width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                      height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-                      n_frames=int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
-    return cap, info
-
-
-def _source_index(k: int, fps: float, source_fps: float) -> int:
-    """Source frame shown at time k / fps: the nearest one (halves rounded up)."""
-    return int(math.floor(k * source_fps / fps + 0.5))
-
-
-def _sampled_frames(cap: cv2.VideoCapture, info: _VideoInfo, fps: float, start: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield (k, source index, RGB frame) for sampled frames k >= start, decoding sequentially
-    (grab() skips unneeded frames without colour conversion; seeking in Xvid is not exact)."""
-    k, src = start, 0
-    target = _source_index(k, fps, info.fps)
-    while True:
-        if not cap.grab():
-            return
-        if src == target:
-            ok, bgr = cap.retrieve()
-            if not ok:
-                return
-            yield k, src, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            k += 1
-            target = _source_index(k, fps, info.fps)
-        src += 1
+def _sampled_frames(video_path: Path, fps: float | None, start: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield (frame number at the sampling fps, source frame index, RGB frame) from frame ``start`` on."""
+    source_fps = video.video_info(video_path).fps
+    rate = source_fps if fps is None else fps
+    for index, time_s, rgb in video.iter_frames(video_path, fps):
+        k = int(round(time_s * rate))
+        if k >= start:
+            yield k, index, rgb
 
 
 # --------------------------------------------------------------------------------------------------
@@ -372,29 +341,26 @@ def _run_chunks(video_path: Path, work: Path, extractor: FaceExtractor, fps: flo
                 crop_size: tuple[int, int], chunk_size: int, progress: bool) -> list[Path]:
     """Extract every chunk not yet in ``work``; each chunk file is written atomically."""
     done = sorted(work.glob("chunk_*.npz"))
-    cap, info = _open_video(video_path)
-    rate = info.fps if fps is None else float(fps)
-    if rate > info.fps + 1e-6:
-        cap.release()
-        raise ValueError(f"{video_path}: cannot sample at {rate:g} fps, the video has {info.fps:g} fps")
-    total = int(info.n_frames * rate / info.fps) if info.n_frames > 0 else None
+    info = video.video_info(video_path)
+    total = len(video.resample_indices(info.n_frames, info.fps, fps))
     bar = tqdm(total=total, initial=len(done) * chunk_size, desc=video_path.name, unit="frame",
                disable=not progress, leave=False)
     index, pending = len(done), []
+
+    def flush():
+        result = _process_chunk(extractor, pending, crop_size)
+        _write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
+        bar.update(len(pending))
+
     try:
-        for item in _sampled_frames(cap, info, rate, start=len(done) * chunk_size):
+        for item in _sampled_frames(video_path, fps, start=len(done) * chunk_size):
             pending.append(item)
             if len(pending) == chunk_size:
-                result = _process_chunk(extractor, pending, crop_size)
-                _write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
-                bar.update(len(pending))
+                flush()
                 index, pending = index + 1, []
         if pending:
-            result = _process_chunk(extractor, pending, crop_size)
-            _write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
-            bar.update(len(pending))
+            flush()
     finally:
-        cap.release()
         bar.close()
     return sorted(work.glob("chunk_*.npz"))
 
@@ -462,6 +428,9 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
         raise ValueError(f"crop_size must be (height, width) >= 1, got {crop_size}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    info = video.video_info(video_path)  # ValueError naming the file if OpenCV cannot read it
+    if fps is not None and fps > info.fps + 1e-9:
+        raise ValueError(f"{video_path}: cannot sample at {fps:g} fps, the video has {info.fps:g} fps")
     extractor = extractor or FaceExtractor()
     old_meta = _read_json(cache_dir / "meta.json") or {}
     source = _source_fingerprint(video_path, old_meta.get("source"))
@@ -480,8 +449,6 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
         chunk_files = _run_chunks(video_path, work, extractor, fps, crop_size, chunk_size, progress)
         if not chunk_files:
             raise ValueError(f"{video_path}: the video has no decodable frames")
-        cap, info = _open_video(video_path)
-        cap.release()
         rate = info.fps if fps is None else float(fps)
         meta = {"key": key, "source": source, "module": f"emorec.data.faces cache v{CACHE_VERSION}",
                 "video": {"fps": info.fps, "width": info.width, "height": info.height},
