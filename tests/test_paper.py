@@ -95,3 +95,22 @@ def test_every_table1_and_table2_row_appears_in_the_paper_text():
     for r in paper.table2().itertuples(index=False):
         line = f"{r.label.capitalize()}\t{r.SL}, {r.OR}, {r.FM}\t{r.PCC:.3f}\t{r.CCC:.3f}\t{r.MAPE:.1f}"
         assert line in text, line
+
+
+def test_circumplex_plot_places_every_word_on_the_circle():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emorec.plots import circumplex
+
+    fig, ax = plt.subplots()
+    circumplex(ax, points=np.array([[0.2, -0.1], [0.5, 0.5]]))
+    texts = {t.get_text() for t in ax.texts}
+    assert set(paper.CIRCUMPLEX_WORDS) <= texts
+    assert {w.upper() for w in paper.CIRCUMPLEX_OCTANTS} <= texts
+    dots = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(np.hypot(dots[:, 0], dots[:, 1]), 1.0)
+    assert ax.get_xlim() == (-1.35, 1.35) and "valence" in ax.get_xlabel()
+    plt.close(fig)
