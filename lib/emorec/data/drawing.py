@@ -11,6 +11,7 @@ MTCNN (facenet-pytorch) to find the faces with high probability.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -143,9 +144,14 @@ class _Painter:
         cv2.polylines(self.canvas, [self.to_px(pts, depth)], closed, color, thick, cv2.LINE_AA, _SHIFT)
 
 
-def _ellipse(cx, cy, a, b, t0=0.0, t1=2 * np.pi, n=28):
+@lru_cache(maxsize=256)
+def _unit_arc(t0: float, t1: float, n: int) -> np.ndarray:
     t = np.linspace(t0, t1, n)
-    return np.stack([cx + a * np.cos(t), cy + b * np.sin(t)], axis=1)
+    return np.stack([np.cos(t), np.sin(t)], axis=1)
+
+
+def _ellipse(cx, cy, a, b, t0=0.0, t1=2 * np.pi, n=28):
+    return _unit_arc(float(t0), float(t1), n) * (a, b) + (cx, cy)
 
 
 def _shade(color, k):

@@ -431,7 +431,7 @@ def generate_raf_like(root, size="cpu", seed: int = 0) -> Path:
             labels = labels[rng.permutation(len(labels))]
             for k, label in enumerate(labels, start=1):
                 who = int(rng.integers(size.n_identities))
-                stem = f"{split}_{k:05d}"
+                stem = f"{split}_{k:05d}" if split == "train" else f"{split}_{k:04d}"  # RAF-DB's own numbering
                 img = _raf_image(identities[who], int(label), rng, size.image_size)
                 cv2.imwrite(str(tmp / "Image" / "aligned" / f"{stem}_aligned.jpg"),
                             cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
