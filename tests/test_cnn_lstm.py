@@ -91,6 +91,9 @@ def test_cnn_lstm_layout_and_feature_cache_path():
         frame2 = torch.flatten(model.pool(model.features(model.normalize(clips[:, :, 2]))), 1)
         assert torch.allclose(feats[:, 2], frame2, atol=1e-6)
         assert torch.equal(model(clips), model.forward_features(feats))
+        encoder = model.feature_extractor()
+        assert torch.equal(encoder(clips), feats)
+        assert {id(p) for p in encoder.parameters()} == {id(p) for p in model.features.parameters()}
     model.train()
     masks = dict(input_mask=torch.ones(2, 64), recurrent_mask=torch.ones(4, 8))
     model(clips, **masks).sum().backward()

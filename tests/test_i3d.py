@@ -76,3 +76,14 @@ def test_bad_options():
     with pytest.raises(ValueError, match="mode"):
         I3D("vgg11", width=0.125, inflation="stretched")
     assert set(PRESETS) == {"C1", "C2"}
+    with pytest.raises(ValueError, match="disagree"):
+        I3D("vgg11", width=0.125, inflation="copied", mode="centered")
+
+
+def test_paper_table3_keywords_build_the_same_model():
+    from emorec import paper
+    a = I3D("vgg11", width=0.125, **paper.I3D_CONFIGS["C2"])
+    b = I3D("vgg11", width=0.125, preset="C2")
+    assert a.config["inflation"] == "copied" and a.multiplier == b.multiplier
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)

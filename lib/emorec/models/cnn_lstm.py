@@ -20,8 +20,9 @@ Initialisation ("random and uniform distribution", §3.3.1): all LSTM weights un
 forget gate's input bias, 1 (Keras' ``unit_forget_bias``).
 
 Feature cache: when the backbone is frozen (``finetune_from="Frozen"``), ``frame_features`` can be run
-once per clip and ``model.temporal`` (an ``nn.Module`` on [N, T, F], sharing its parameters with the
-model) trained on the cached features; ``forward_features`` is the same path.
+once per clip (``model.feature_extractor()`` is that step as a module) and ``model.temporal`` (an
+``nn.Module`` on [N, T, F], sharing its parameters with the model) trained on the cached features;
+``forward_features`` is the same path.
 """
 from __future__ import annotations
 
@@ -85,6 +86,22 @@ class LSTMRegressor(nn.Module):
         return self.head(h_n[-1])
 
 
+class FrameEncoder(nn.Module):
+    """The per-frame part of a :class:`CNNLSTM` as a module (shared parameters): clips → [N, T, F].
+
+    For feature caching with a frozen backbone (e.g. ``emorec.train.precompute_features``)."""
+
+    def __init__(self, normalize: nn.Module, features: nn.Module, pool: nn.Module):
+        super().__init__()
+        self.normalize, self.features, self.pool = normalize, features, pool
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        n, c, t, h, w = clips.shape
+        frames = clips.transpose(1, 2).reshape(n * t, c, h, w)
+        feats = torch.flatten(self.pool(self.features(self.normalize(frames))), 1)
+        return feats.reshape(n, t, -1)
+
+
 class CNNLSTM(EmoModule):
     """2D-CNN-LSTM of §3.3.1 (Figure 6): clips [N, 3, T, H, W] (RGB in [0, 1]) → [N, 2].
 
@@ -114,12 +131,13 @@ class CNNLSTM(EmoModule):
     def feature_size(self) -> int:
         return self.temporal.lstm.input_size
 
+    def feature_extractor(self) -> FrameEncoder:
+        """The frame encoder as a module sharing this model's parameters (for feature caching)."""
+        return FrameEncoder(self.normalize, self.features, self.pool)
+
     def frame_features(self, clips: torch.Tensor) -> torch.Tensor:
         """Per-frame CNN features: [N, C, T, H, W] → [N, T, F] (cacheable when the CNN is frozen)."""
-        n, c, t, h, w = clips.shape
-        frames = clips.transpose(1, 2).reshape(n * t, c, h, w)
-        feats = torch.flatten(self.pool(self.features(self.normalize(frames))), 1)
-        return feats.reshape(n, t, -1)
+        return self.feature_extractor()(clips)
 
     def forward_features(self, feats: torch.Tensor, **masks) -> torch.Tensor:
         """The temporal part alone, on features [N, T, F] from :meth:`frame_features`."""

@@ -43,17 +43,22 @@ class I3D(EmoModule):
     """i3D-CNN (§3.3.2, Figure 8): clips [N, 3, T, H, W] (RGB in [0, 1]) → [N, 2] (× ``multiplier``).
 
     ``preset`` ("C1" / "C2", Table 3) fills the inflation options; explicit arguments override it.
+    ``mode`` is an alias of ``inflation`` (``I3D(**emorec.paper.I3D_CONFIGS["C2"])`` works).
     ``time_kernel`` is the temporal size of every inflated k×k (k > 1) kernel; 1×1 kernels stay 1×1×1.
     """
 
     def __init__(self, backbone: str = "vgg16", width: float = 1.0, weights=None, weights_path=None,
-                 preset=None, *, inflation=None, init=None, mask_center=None, dilation=None,
+                 preset=None, *, inflation=None, mode=None, init=None, mask_center=None, dilation=None,
                  multiplier=None, time_kernel: int = 3, rescale: bool = True, random_bound: float = 0.05,
                  finetune_from: str = "Full", head_units=(512,), dropout: float = 0.0,
                  normalization=None, seed: int = 0):
         super().__init__()
         if preset is not None and preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose one of {tuple(PRESETS)}")
+        if mode is not None:  # inflate()'s name for it, as in emorec.paper.I3D_CONFIGS
+            if inflation is not None and inflation != mode:
+                raise ValueError(f"inflation={inflation!r} and mode={mode!r} disagree")
+            inflation = mode
         given = dict(inflation=inflation, init=init, mask_center=mask_center, dilation=dilation,
                      multiplier=multiplier)
         opts = {k: (v if v is not None else PRESETS.get(preset, _DEFAULTS)[k]) for k, v in given.items()}
