@@ -84,6 +84,21 @@ def test_batched_detection_equals_per_frame(video, extractor):
         np.testing.assert_allclose(pt[0], points[i], atol=1e-3)
 
 
+def iou(a, b):
+    lo, hi = np.maximum(a[:, :2], b[:, :2]), np.minimum(a[:, 2:], b[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = lambda r: np.prod(r[:, 2:] - r[:, :2], axis=1)
+    return inter / (area(a) + area(b) - inter)
+
+
+def test_downscaled_detection_maps_back(video):
+    frames = np.stack([f for _, _, f in faces._sampled_frames(video, 10.0, 0)][:6])
+    full, _, full_points = faces.FaceExtractor(min_face_size=60, detect_scale=1.0).detect(frames)
+    half, _, half_points = faces.FaceExtractor(min_face_size=60, detect_scale=0.5).detect(frames)
+    assert iou(full, half).mean() > 0.85  # a mis-mapped box (e.g. left at half scale) scores ~0.25
+    assert np.abs(full_points - half_points).max() < 6
+
+
 def test_cache_reused_then_invalidated(video, extractor, tmp_path, count_detect):
     first = faces.extract_video(video, tmp_path / "v", extractor=extractor, chunk_size=16, progress=False)
     assert count_detect == [8, 8, 4]  # batches of equal-size frames, one detect call each
@@ -208,7 +223,7 @@ def test_mtcnn_stages_on_a_real_photo():
     from facenet_pytorch import MTCNN
 
     image = skimage.data.astronaut()
-    stages = faces.mtcnn_stages(image, faces.FaceExtractor(min_face_size=40))
+    stages = faces.mtcnn_stages(image, faces.FaceExtractor(min_face_size=40, detect_scale=1))
     # Each stage rejects candidates: P-net proposes many, O-net keeps the one face.
     assert len(stages["pnet"]) > len(stages["rnet"]) >= len(stages["onet"]) == 1
     reference = MTCNN(min_face_size=40, select_largest=False, keep_all=True)

@@ -57,23 +57,30 @@ FRAME_COLUMNS = ["frame", "source_frame", "time", "kept", "crop_index", *BOX_COL
 class FaceExtractor:
     """MTCNN face detector returning the most probable face per frame (§3.2.1).
 
-    ``min_face_size`` sets the smallest face searched for (pixels); matching it to the corpus (SEWA's
-    faces are about 100×80 px in 320×240 frames) shortens MTCNN's image pyramid, which is where most
-    of its time goes. ``thresholds`` are the P-, R-, O-net score thresholds and ``factor`` the pyramid
-    step, as in facenet-pytorch. Frames of equal size are detected ``batch_size`` at a time.
+    ``min_face_size`` sets the smallest face searched for, in pixels of the video; matching it to the
+    corpus (SEWA's faces are about 100×80 px in 320×240 frames) shortens MTCNN's image pyramid, where
+    most of its time goes. ``detect_scale`` < 1 runs the detector on frames downscaled by that factor
+    (boxes and landmarks are mapped back; crops are cut from the full frame), which makes the
+    pyramid's resampling cheaper. ``thresholds`` are the P-, R-, O-net score thresholds and
+    ``factor`` the pyramid step, as in facenet-pytorch. Frames of equal size are detected
+    ``batch_size`` at a time, in one MTCNN call.
     """
 
-    def __init__(self, min_face_size: int = 60, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-                 factor: float = 0.709, batch_size: int = 32, device: str = "cpu"):
-        if min_face_size < 12:
-            raise ValueError(f"min_face_size must be >= 12 (MTCNN's cell size), got {min_face_size}")
+    def __init__(self, min_face_size: float = 80, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
+                 factor: float = 0.709, detect_scale: float = 1.0, batch_size: int = 32, device: str = "cpu"):
+        if not 0.0 < detect_scale <= 1.0:
+            raise ValueError(f"detect_scale must be in (0, 1], got {detect_scale}")
+        if min_face_size * detect_scale < 12:
+            raise ValueError(f"min_face_size × detect_scale must be >= 12 px (MTCNN's cell size), "
+                             f"got {min_face_size} × {detect_scale}")
         if len(thresholds) != 3 or not all(0.0 <= t < 1.0 for t in thresholds):
             raise ValueError(f"thresholds must be three values in [0, 1), got {thresholds}")
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.min_face_size = int(min_face_size)
+        self.min_face_size = float(min_face_size)
+        self.detect_scale = float(detect_scale)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
         self.batch_size = int(batch_size)
@@ -86,7 +93,7 @@ class FaceExtractor:
         if self._mtcnn is None:
             from facenet_pytorch import MTCNN
 
-            self._mtcnn = MTCNN(min_face_size=self.min_face_size, thresholds=list(self.thresholds),
+            self._mtcnn = MTCNN(min_face_size=self.min_face_size * self.detect_scale, thresholds=list(self.thresholds),
                                 factor=self.factor, select_largest=False, keep_all=True,
                                 device=torch.device(self.device)).eval()
         return self._mtcnn
@@ -94,8 +101,8 @@ class FaceExtractor:
     def settings(self) -> dict:
         """Everything about the detector that changes its output: part of the cache key."""
         return {"detector": "facenet-pytorch MTCNN", "facenet_pytorch": _dist_version("facenet-pytorch"),
-                "min_face_size": self.min_face_size, "thresholds": list(self.thresholds),
-                "factor": self.factor, "selection": "probability"}
+                "min_face_size": self.min_face_size, "detect_scale": self.detect_scale,
+                "thresholds": list(self.thresholds), "factor": self.factor, "selection": "probability"}
 
     def detect(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Detect the most probable face in each of ``frames`` (uint8 [B, H, W, 3] RGB), in one call.
@@ -110,7 +117,8 @@ class FaceExtractor:
         boxes = np.full((n, 4), np.nan)
         probs = np.full(n, np.nan)
         points = np.full((n, 5, 2), np.nan)
-        all_boxes, all_probs, all_points = self.mtcnn.detect(frames, landmarks=True)
+        small = self._downscale(frames)
+        all_boxes, all_probs, all_points = self.mtcnn.detect(small, landmarks=True)
         for i, (b, p, pt) in enumerate(zip(all_boxes, all_probs, all_points)):
             if b is None:
                 continue
@@ -118,7 +126,19 @@ class FaceExtractor:
             boxes[i] = np.asarray(b[best], dtype=np.float64)
             probs[i] = float(p[best])
             points[i] = np.asarray(pt[best], dtype=np.float64)
+        if small is not frames:
+            # Pixel centres map as x -> (x + 0.5) / s - 0.5, per axis with the exact size ratio.
+            sy, sx = small.shape[1] / frames.shape[1], small.shape[2] / frames.shape[2]
+            boxes = (boxes + 0.5) / np.array([sx, sy, sx, sy]) - 0.5
+            points = (points + 0.5) / np.array([sx, sy]) - 0.5
         return boxes, probs, points
+
+    def _downscale(self, frames: np.ndarray) -> np.ndarray:
+        if self.detect_scale == 1.0:
+            return frames
+        h, w = frames.shape[1:3]
+        size = (max(1, round(w * self.detect_scale)), max(1, round(h * self.detect_scale)))
+        return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
 
 
 def crop_face(frame: np.ndarray, box: Sequence[float], crop_size: tuple[int, int] = (100, 80)) -> np.ndarray:
@@ -153,8 +173,9 @@ def mtcnn_stages(image: np.ndarray, extractor: FaceExtractor | None = None) -> d
     Keys: ``"pnet"`` (proposals of the fully-convolutional P-net over the image pyramid, after
     non-maximum suppression and box regression), ``"rnet"`` (those R-net keeps and refines),
     ``"onet"`` (O-net's final faces) — each float [N, 5]: x1, y1, x2, y2, score — and
-    ``"landmarks"`` [N_onet, 5, 2] (eyes, nose, mouth corners). The ``"onet"`` boxes equal what
-    ``FaceExtractor.detect`` / facenet-pytorch's ``MTCNN.detect`` return for the image.
+    ``"landmarks"`` [N_onet, 5, 2] (eyes, nose, mouth corners). The stages run on the full-resolution
+    image (``detect_scale`` is not applied); the ``"onet"`` boxes equal what facenet-pytorch's
+    ``MTCNN.detect`` returns for the image with the same ``min_face_size``.
     """
     from facenet_pytorch.models.utils.detect_face import (batched_nms_numpy, bbreg, generateBoundingBox,
                                                           imresample, rerec)
@@ -171,7 +192,7 @@ def mtcnn_stages(image: np.ndarray, extractor: FaceExtractor | None = None) -> d
     empty = np.zeros((0, 5))
     with torch.no_grad():
         # P-net: sliding 12×12 window over a pyramid from min_face_size up to the whole image.
-        scale = 12.0 / extractor.min_face_size
+        scale = 12.0 / extractor.min_face_size  # on the full-resolution image
         side = min(height, width) * scale
         proposals = []
         while side >= 12:
