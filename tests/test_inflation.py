@@ -28,7 +28,9 @@ def randomized_stages(backbone, width=0.125, seed=0):
 
 def per_frame(net2d, clip):
     """Apply a 2D network to each frame of [N, C, T, H, W]; stack as [N, C', T, H', W']."""
-    return torch.stack([net2d(clip[:, :, t]) for t in range(clip.shape[2])], dim=2)
+    n, c, t, h, w = clip.shape
+    out = net2d(clip.transpose(1, 2).reshape(n * t, c, h, w))  # frame i of clip j is row j·T + i
+    return out.reshape(n, t, *out.shape[1:]).transpose(1, 2)
 
 
 @pytest.mark.parametrize("backbone", ["vgg16_bn", "resnet50"])
