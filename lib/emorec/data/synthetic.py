@@ -391,7 +391,11 @@ def _class_counts(total: int, split: str) -> np.ndarray:
     """RAF-DB's class proportions scaled to ``total`` (largest remainder), at least 2 per class."""
     p = np.array(RAF_COUNTS[split], float)
     p /= p.sum()
+    if total < 14:
+        raise ValueError(f"a RAF-like split needs at least 14 images (2 per class), got {total}")
     counts = np.maximum(2, np.floor(p * total).astype(int))
+    while counts.sum() > total:  # the minimum of 2 borrowed from the largest classes
+        counts[np.argmax(np.where(counts > 2, counts - p * total, -np.inf))] -= 1
     while counts.sum() < total:
         counts[np.argmax(p * total - counts)] += 1
     return counts
