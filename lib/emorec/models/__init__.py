@@ -8,11 +8,12 @@ from .backbones import (BACKBONES, BLOCKS, DEFAULT_INPUT_SIZE, FINETUNE_OPTIONS,
                         scaled_channels)
 from .cnn2d import CNN2D, pretrained_stages
 from .cnn_lstm import CNNLSTM, LSTMRegressor
+from .factory import KINDS, build_model, load_model
 from .i3d import PRESETS, I3D, parameter_counts
 from .weights import imagenet_weights_file, load_pretrained, vggface_to_torchvision, vggface_weights_file
 
 __all__ = ["BACKBONES", "BLOCKS", "DEFAULT_INPUT_SIZE", "FINETUNE_OPTIONS", "NORMALIZATIONS", "PAPER_NAMES",
            "STAGES", "EmoModule", "Normalize", "build_stages", "count_parameters", "freeze_stages",
            "scaled_channels", "CNN2D", "pretrained_stages", "CNNLSTM", "LSTMRegressor", "PRESETS", "I3D",
-           "parameter_counts", "imagenet_weights_file", "load_pretrained", "vggface_to_torchvision",
+           "parameter_counts", "KINDS", "build_model", "load_model", "imagenet_weights_file", "load_pretrained", "vggface_to_torchvision",
            "vggface_weights_file"]
