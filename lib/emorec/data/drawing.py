@@ -87,7 +87,7 @@ def _rgb(rng, lo, hi):
 
 
 def random_identity(rng: np.random.Generator, group: int) -> Identity:
-    """Draw one subject's appearance from appearance group ``group`` (0..5) with generator ``rng``."""
+    """Draw one subject's appearance from appearance group ``group`` (0..5) (ours; SEWA's six cultures, §4.1)."""
     g = _GROUPS[group % N_GROUPS]
     hair = g["hair"][int(rng.integers(len(g["hair"])))]
     return Identity(
@@ -110,7 +110,7 @@ def random_identity(rng: np.random.Generator, group: int) -> Identity:
 
 
 def random_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A static room-like background (RGB uint8): a wall gradient and a few pieces of furniture."""
+    """A static room-like background (RGB uint8): a wall gradient and furniture (ours; SEWA is in-the-wild, §4.1)."""
     wall = np.array(_rgb(rng, (90, 90, 90), (230, 230, 220)), np.float32)
     ramp = np.linspace(0.8, 1.1, height, dtype=np.float32)[:, None, None]
     img = np.clip(wall[None, None, :] * ramp * np.ones((1, width, 1), np.float32), 0, 255).astype(np.uint8)
