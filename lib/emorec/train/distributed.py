@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -16,7 +17,6 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    owns_group: bool = False  # this module initialised the process group and must destroy it
     comm_device: torch.device = torch.device("cpu")
 
     @property
@@ -52,15 +52,17 @@ def setup(device_request: str) -> tuple[DistContext, torch.device]:
         device = torch.device("cuda", local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    owns = not dist.is_initialized()
-    if owns:
+    if not dist.is_initialized():
+        # Once per process: later fit/predict calls reuse the group (re-creating a gloo group
+        # after destroying it can hang), and it is destroyed when the interpreter exits.
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_destroy)
     comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
-    return DistContext(rank, world, local_rank, owns, comm), device
+    return DistContext(rank, world, local_rank, comm), device
 
 
-def teardown(ctx: DistContext) -> None:
-    if ctx.owns_group and dist.is_initialized():
+def _destroy() -> None:
+    if dist.is_initialized():
         dist.destroy_process_group()
 
 

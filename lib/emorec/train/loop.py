@@ -43,10 +43,7 @@ def fit(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None, con
     cover the whole validation set.
     """
     ctx, device = dist_util.setup(config.device)
-    try:
-        return _Trainer(model, train_set, val_set, config, Path(run_dir), ctx, device).run()
-    finally:
-        dist_util.teardown(ctx)
+    return _Trainer(model, train_set, val_set, config, Path(run_dir), ctx, device).run()
 
 
 def predict(model: torch.nn.Module, dataset: Dataset, config: TrainConfig | None = None) -> np.ndarray:
