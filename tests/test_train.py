@@ -185,6 +185,17 @@ def test_predict_divides_by_the_multiplier():
     assert scores["CCC_mean"] == pytest.approx((scores["valence_CCC"] + scores["arousal_CCC"]) / 2)
 
 
+def test_model_multiplier_must_match_the_config(tmp_path):
+    model = TinyRegressor()
+    model.multiplier = 100.0  # as emorec.models.I3D declares it (Table 3, C2)
+    data = NoisyRegression(8)
+    with pytest.raises(ValueError, match="multiplier"):
+        fit(model, data, None, regression_config(epochs=1), tmp_path)
+    with pytest.raises(ValueError, match="multiplier"):
+        predict(model, data, TrainConfig(multiplier=1.0))
+    assert predict(model, data, TrainConfig(multiplier=100.0)).shape == (8, 2)
+
+
 def test_output_and_target_shape_mismatch_is_reported(tmp_path):
     bad = TensorDataset(torch.randn(8, 6), torch.randn(8, 3))
     with pytest.raises(ValueError, match="shape"):

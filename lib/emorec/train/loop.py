@@ -42,6 +42,7 @@ def fit(model: torch.nn.Module, train_set: Dataset, val_set: Dataset | None, con
     the processes split each global batch (DDP), rank 0 alone writes, and validation metrics
     cover the whole validation set.
     """
+    _check_multiplier(model, config)
     ctx, device = dist_util.setup(config.device)
     return _Trainer(model, train_set, val_set, config, Path(run_dir), ctx, device).run()
 
@@ -53,6 +54,7 @@ def predict(model: torch.nn.Module, dataset: Dataset, config: TrainConfig | None
     the post-processing of §3.4 expect); classification returns the logits.
     """
     config = config or TrainConfig()
+    _check_multiplier(model, config)
     device = dist_util.resolve_device(config.device)
     model.to(device)
     outputs, _ = _predict_raw(model, dataset, config, device, dist_util.DistContext())
@@ -67,6 +69,7 @@ def evaluate(model: torch.nn.Module, dataset: Dataset, config: TrainConfig | Non
     ``balanced_accuracy`` (mean per-class recall).
     """
     config = config or TrainConfig()
+    _check_multiplier(model, config)
     device = dist_util.resolve_device(config.device)
     model.to(device)
     outputs, targets = _predict_raw(model, dataset, config, device, dist_util.DistContext())
@@ -347,6 +350,14 @@ def _as_columns(outputs, targets, config):
         raise ValueError(f"model outputs {tuple(outputs.shape)} and targets {tuple(targets.shape)} do not "
                          f"both have {k} column(s) named {list(config.target_names)}")
     return out, tgt
+
+
+def _check_multiplier(model: torch.nn.Module, config: TrainConfig) -> None:
+    """A model that declares its target multiplier (I3D, Table 3) must be trained with that one."""
+    declared = getattr(model, "multiplier", None)
+    if declared is not None and float(declared) != config.multiplier:
+        raise ValueError(f"the model declares target multiplier {float(declared)} but TrainConfig.multiplier is "
+                         f"{config.multiplier}; use TrainConfig(multiplier=model.multiplier)")
 
 
 def _scale_targets(y: torch.Tensor, config: TrainConfig) -> torch.Tensor:
