@@ -91,6 +91,24 @@ def iou(a, b):
     return inter / (area(a) + area(b) - inter)
 
 
+def test_cascade_reproduces_facenet_pytorch(video):
+    """With facenet's resampling the batched cascade returns facenet-pytorch's boxes; OpenCV's
+    resampling moves them only slightly."""
+    from facenet_pytorch import MTCNN
+
+    frames = np.stack([f for _, _, f in faces._sampled_frames(video, 10.0, 0)][:5])
+    reference = MTCNN(min_face_size=60, select_largest=False)
+    exact = faces.FaceExtractor(min_face_size=60, resampling="facenet").detect(frames)
+    fast = faces.FaceExtractor(min_face_size=60, resampling="opencv").detect(frames)
+    for i, frame in enumerate(frames):
+        boxes, probs, points = (np.asarray(a, dtype=float) for a in reference.detect(frame, landmarks=True))
+        best = int(np.argmax(probs))
+        np.testing.assert_allclose(exact[0][i], boxes[best], atol=1e-2)
+        np.testing.assert_allclose(exact[1][i], probs[best], atol=1e-5)
+        np.testing.assert_allclose(exact[2][i], points[best], atol=1e-2)
+    assert iou(fast[0], exact[0]).mean() > 0.9
+
+
 def test_downscaled_detection_maps_back(video):
     frames = np.stack([f for _, _, f in faces._sampled_frames(video, 10.0, 0)][:6])
     full, _, full_points = faces.FaceExtractor(min_face_size=60, detect_scale=1.0).detect(frames)
@@ -223,7 +241,7 @@ def test_mtcnn_stages_on_a_real_photo():
     from facenet_pytorch import MTCNN
 
     image = skimage.data.astronaut()
-    stages = faces.mtcnn_stages(image, faces.FaceExtractor(min_face_size=40, detect_scale=1))
+    stages = faces.mtcnn_stages(image, faces.FaceExtractor(min_face_size=40, resampling="facenet"))
     # Each stage rejects candidates: P-net proposes many, O-net keeps the one face.
     assert len(stages["pnet"]) > len(stages["rnet"]) >= len(stages["onet"]) == 1
     reference = MTCNN(min_face_size=40, select_largest=False, keep_all=True)

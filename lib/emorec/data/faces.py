@@ -54,20 +54,26 @@ FRAME_COLUMNS = ["frame", "source_frame", "time", "kept", "crop_index", *BOX_COL
 # The detector
 # --------------------------------------------------------------------------------------------------
 
+RESAMPLING = ("opencv", "facenet")
+
+
 class FaceExtractor:
     """MTCNN face detector returning the most probable face per frame (§3.2.1).
 
     ``min_face_size`` sets the smallest face searched for, in pixels of the video; matching it to the
-    corpus (SEWA's faces are about 100×80 px in 320×240 frames) shortens MTCNN's image pyramid, where
-    most of its time goes. ``detect_scale`` < 1 runs the detector on frames downscaled by that factor
-    (boxes and landmarks are mapped back; crops are cut from the full frame), which makes the
-    pyramid's resampling cheaper. ``thresholds`` are the P-, R-, O-net score thresholds and
-    ``factor`` the pyramid step, as in facenet-pytorch. Frames of equal size are detected
-    ``batch_size`` at a time, in one MTCNN call.
+    corpus (SEWA's faces are about 100×80 px in 320×240 frames) shortens MTCNN's image pyramid.
+    ``thresholds`` are the P-, R-, O-net score thresholds and ``factor`` the pyramid step, as in
+    facenet-pytorch, whose trained nets are used. Frames of equal size go through the cascade
+    ``batch_size`` at a time. ``resampling`` picks how the pyramid levels and the R-/O-net inputs are
+    resized: ``"facenet"`` exactly as facenet-pytorch (torch area interpolation, one call per box),
+    ``"opencv"`` with OpenCV's area interpolation on uint8 images, much faster on CPU. ``detect_scale``
+    < 1 runs the cascade on frames downscaled by that factor (boxes and landmarks are mapped back;
+    crops are cut from the full frame).
     """
 
     def __init__(self, min_face_size: float = 80, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-                 factor: float = 0.709, detect_scale: float = 1.0, batch_size: int = 32, device: str = "cpu"):
+                 factor: float = 0.709, resampling: str = "opencv", detect_scale: float = 1.0,
+                 batch_size: int = 32, device: str = "cpu"):
         if not 0.0 < detect_scale <= 1.0:
             raise ValueError(f"detect_scale must be in (0, 1], got {detect_scale}")
         if min_face_size * detect_scale < 12:
@@ -77,35 +83,42 @@ class FaceExtractor:
             raise ValueError(f"thresholds must be three values in [0, 1), got {thresholds}")
         if not 0.0 < factor < 1.0:
             raise ValueError(f"factor must be in (0, 1), got {factor}")
+        if resampling not in RESAMPLING:
+            raise ValueError(f"resampling must be one of {RESAMPLING}, got {resampling!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.min_face_size = float(min_face_size)
-        self.detect_scale = float(detect_scale)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
+        self.resampling = resampling
+        self.detect_scale = float(detect_scale)
         self.batch_size = int(batch_size)
         self.device = device
         self._mtcnn = None
 
     @property
     def mtcnn(self):
-        """The facenet-pytorch ``MTCNN`` module, built on first use (weights from the wheel)."""
+        """facenet-pytorch's ``MTCNN`` module holding the trained P-, R-, O-nets (weights from the wheel)."""
         if self._mtcnn is None:
             from facenet_pytorch import MTCNN
 
-            self._mtcnn = MTCNN(min_face_size=self.min_face_size * self.detect_scale, thresholds=list(self.thresholds),
-                                factor=self.factor, select_largest=False, keep_all=True,
-                                device=torch.device(self.device)).eval()
+            self._mtcnn = MTCNN(device=torch.device(self.device)).eval()
         return self._mtcnn
 
     def settings(self) -> dict:
         """Everything about the detector that changes its output: part of the cache key."""
-        return {"detector": "facenet-pytorch MTCNN", "facenet_pytorch": _dist_version("facenet-pytorch"),
-                "min_face_size": self.min_face_size, "detect_scale": self.detect_scale,
-                "thresholds": list(self.thresholds), "factor": self.factor, "selection": "probability"}
+        return {"detector": "MTCNN, facenet-pytorch weights", "facenet_pytorch": _dist_version("facenet-pytorch"),
+                "min_face_size": self.min_face_size, "thresholds": list(self.thresholds), "factor": self.factor,
+                "resampling": self.resampling, "detect_scale": self.detect_scale, "selection": "probability"}
+
+    def stages(self, frames: np.ndarray, min_face_size: float | None = None) -> dict:
+        """The cascade on uint8 [B, H, W, 3] frames: per stage (boxes [K, 5], image index [K])."""
+        with torch.no_grad():
+            return _cascade(self.mtcnn, frames, min_face_size or self.min_face_size, self.thresholds,
+                            self.factor, self.resampling)
 
     def detect(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Detect the most probable face in each of ``frames`` (uint8 [B, H, W, 3] RGB), in one call.
+        """Detect the most probable face in each of ``frames`` (uint8 [B, H, W, 3] RGB), in one pass.
 
         Returns boxes float64 [B, 4] (x1, y1, x2, y2), probabilities [B] and landmarks [B, 5, 2];
         rows of frames without a face are NaN.
@@ -114,18 +127,13 @@ class FaceExtractor:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"frames must be uint8 [B, H, W, 3], got {frames.dtype} {frames.shape}")
         n = len(frames)
-        boxes = np.full((n, 4), np.nan)
-        probs = np.full(n, np.nan)
-        points = np.full((n, 5, 2), np.nan)
+        boxes, probs, points = np.full((n, 4), np.nan), np.full(n, np.nan), np.full((n, 5, 2), np.nan)
         small = self._downscale(frames)
-        all_boxes, all_probs, all_points = self.mtcnn.detect(small, landmarks=True)
-        for i, (b, p, pt) in enumerate(zip(all_boxes, all_probs, all_points)):
-            if b is None:
-                continue
-            best = int(np.argmax(np.asarray(p, dtype=np.float64)))
-            boxes[i] = np.asarray(b[best], dtype=np.float64)
-            probs[i] = float(p[best])
-            points[i] = np.asarray(pt[best], dtype=np.float64)
+        found = self.stages(small, self.min_face_size * self.detect_scale)
+        onet, image = found["onet"][0].cpu().numpy(), found["onet"][1].cpu().numpy()
+        marks = found["landmarks"].cpu().numpy()
+        for k in np.argsort(onet[:, 4], kind="stable"):  # ascending: the most probable box is written last
+            boxes[image[k]], probs[image[k]], points[image[k]] = onet[k, :4], onet[k, 4], marks[k]
         if small is not frames:
             # Pixel centres map as x -> (x + 0.5) / s - 0.5, per axis with the exact size ratio.
             sy, sx = small.shape[1] / frames.shape[1], small.shape[2] / frames.shape[2]
@@ -154,17 +162,102 @@ def crop_face(frame: np.ndarray, box: Sequence[float], crop_size: tuple[int, int
 
 
 # --------------------------------------------------------------------------------------------------
-# MTCNN's three stages, for Figure 4
+# MTCNN's cascade, batched, with its intermediate stages (Figure 4)
 # --------------------------------------------------------------------------------------------------
 
-def _stage_inputs(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """Square-ify the boxes, cut them out of ``image`` [1, 3, H, W] (clipped), resize to size×size."""
+def _normalise(x: torch.Tensor) -> torch.Tensor:
+    return (x - 127.5) * 0.0078125  # MTCNN's input scaling
+
+
+def _to_nchw(images: list[np.ndarray] | np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(np.stack(images))).to(device).permute(0, 3, 1, 2).float()
+
+
+def _resized(frames: np.ndarray, batch: torch.Tensor | None, size: tuple[int, int], resampling: str,
+             device) -> torch.Tensor:
+    """A pyramid level: all frames resized to ``size`` (h, w)."""
+    from facenet_pytorch.models.utils.detect_face import imresample
+
+    if resampling == "facenet":
+        return imresample(batch, size)
+    return _to_nchw([cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in frames], device)
+
+
+def _patches(frames: np.ndarray, batch: torch.Tensor | None, image: torch.Tensor, boxes: torch.Tensor,
+             size: int, resampling: str, device) -> torch.Tensor:
+    """The R-/O-net inputs: each box (clipped to its frame) cut out and resized to size×size."""
     from facenet_pytorch.models.utils.detect_face import imresample, pad
 
-    height, width = image.shape[2:]
-    y, ey, x, ex = pad(boxes, width, height)  # 1-based inclusive corners, clipped to the image
-    patches = [imresample(image[:, :, y[k] - 1:ey[k], x[k] - 1:ex[k]], (size, size)) for k in range(len(y))]
-    return (torch.cat(patches) - 127.5) * 0.0078125
+    height, width = frames.shape[1:3]
+    y, ey, x, ex = pad(boxes, width, height)  # 1-based inclusive corners, clipped to the frame
+    image = image.cpu().numpy()
+    if resampling == "facenet":
+        return torch.cat([imresample(batch[i:i + 1, :, y0 - 1:y1, x0 - 1:x1], (size, size))
+                          for i, y0, y1, x0, x1 in zip(image, y, ey, x, ex)])
+    return _to_nchw([cv2.resize(frames[i, y0 - 1:y1, x0 - 1:x1], (size, size), interpolation=cv2.INTER_AREA)
+                     for i, y0, y1, x0, x1 in zip(image, y, ey, x, ex)], device)
+
+
+def _inside(boxes: torch.Tensor, image: torch.Tensor, width: int, height: int):
+    """Drop boxes that lie wholly outside the frame (nothing to crop)."""
+    ok = (boxes[:, 2] >= 1) & (boxes[:, 3] >= 1) & (boxes[:, 0] < width) & (boxes[:, 1] < height)
+    return boxes[ok], image[ok]
+
+
+def _cascade(net, frames: np.ndarray, min_face_size: float, thresholds, factor: float, resampling: str) -> dict:
+    """P-net over an image pyramid, then R-net and O-net on the surviving boxes, for a batch of frames.
+
+    The steps and constants are MTCNN's (Zhang et al., 2016) as facenet-pytorch runs them; with
+    ``resampling="facenet"`` the result is facenet-pytorch's ``detect_face``.
+    """
+    from facenet_pytorch.models.utils.detect_face import batched_nms_numpy, bbreg, generateBoundingBox, rerec
+    from torchvision.ops import batched_nms
+
+    device = next(net.pnet.parameters()).device
+    frames = np.ascontiguousarray(frames)
+    n, height, width = frames.shape[:3]
+    batch = _to_nchw(frames, device) if resampling == "facenet" else None
+    t_p, t_r, t_o = thresholds
+    # P-net: a 12×12 sliding window over a pyramid from min_face_size up to the whole frame.
+    scale, side = 12.0 / min_face_size, min(height, width) * 12.0 / min_face_size
+    found, found_image = [torch.zeros(0, 9, device=device)], [torch.zeros(0, dtype=torch.long, device=device)]
+    while side >= 12:
+        level = _resized(frames, batch, (int(height * scale + 1), int(width * scale + 1)), resampling, device)
+        reg, prob = net.pnet(_normalise(level))
+        cand, image = generateBoundingBox(reg, prob[:, 1], scale, t_p)
+        pick = batched_nms(cand[:, :4], cand[:, 4], image, 0.5)
+        found.append(cand[pick]), found_image.append(image[pick])
+        scale, side = scale * factor, side * factor
+    cand, image = torch.cat(found), torch.cat(found_image)
+    pick = batched_nms(cand[:, :4], cand[:, 4], image, 0.7)
+    cand, image = cand[pick], image[pick]
+    wh = cand[:, 2:4] - cand[:, 0:2]
+    boxes = rerec(torch.cat([cand[:, 0:2] + cand[:, 5:7] * wh, cand[:, 2:4] + cand[:, 7:9] * wh, cand[:, 4:5]], 1))
+    stages = {"pnet": (boxes.clone(), image)}
+    # R-net: rejects most proposals and refines the rest on 24×24 crops.
+    boxes, image = _inside(boxes, image, width, height)
+    if len(boxes):
+        reg, prob = net.rnet(_normalise(_patches(frames, batch, image, boxes, 24, resampling, device)))
+        keep = prob[:, 1] > t_r
+        boxes, image, reg = torch.cat([boxes[keep, :4], prob[keep, 1:2]], 1), image[keep], reg[keep]
+        pick = batched_nms(boxes[:, :4], boxes[:, 4], image, 0.7)
+        boxes, image = rerec(bbreg(boxes[pick], reg[pick])), image[pick]
+    stages["rnet"] = (boxes.clone(), image)
+    # O-net: final score, box regression and the five landmarks on 48×48 crops.
+    boxes, image = _inside(boxes, image, width, height)
+    points = torch.zeros(0, 5, 2, device=device)
+    if len(boxes):
+        reg, marks, prob = net.onet(_normalise(_patches(frames, batch, image, boxes, 48, resampling, device)))
+        keep = prob[:, 1] > t_o
+        boxes, image = torch.cat([boxes[keep, :4], prob[keep, 1:2]], 1), image[keep]
+        marks, reg = marks[keep], reg[keep]
+        w, h = (boxes[:, 2] - boxes[:, 0] + 1)[:, None], (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+        points = torch.stack([w * marks[:, :5] + boxes[:, 0:1] - 1, h * marks[:, 5:] + boxes[:, 1:2] - 1], 2)
+        boxes = bbreg(boxes, reg)
+        pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image, 0.7, "Min")
+        boxes, image, points = boxes[pick], image[pick], points[pick]
+    stages["onet"], stages["landmarks"] = (boxes, image), points
+    return stages
 
 
 def mtcnn_stages(image: np.ndarray, extractor: FaceExtractor | None = None) -> dict[str, np.ndarray]:
@@ -173,67 +266,18 @@ def mtcnn_stages(image: np.ndarray, extractor: FaceExtractor | None = None) -> d
     Keys: ``"pnet"`` (proposals of the fully-convolutional P-net over the image pyramid, after
     non-maximum suppression and box regression), ``"rnet"`` (those R-net keeps and refines),
     ``"onet"`` (O-net's final faces) — each float [N, 5]: x1, y1, x2, y2, score — and
-    ``"landmarks"`` [N_onet, 5, 2] (eyes, nose, mouth corners). The stages run on the full-resolution
-    image (``detect_scale`` is not applied); the ``"onet"`` boxes equal what facenet-pytorch's
-    ``MTCNN.detect`` returns for the image with the same ``min_face_size``.
+    ``"landmarks"`` [N_onet, 5, 2] (eyes, nose, mouth corners). The stages run on the
+    full-resolution image (``detect_scale`` is not applied). With ``resampling="facenet"`` the
+    ``"onet"`` boxes are those of facenet-pytorch's ``MTCNN.detect`` with the same ``min_face_size``.
     """
-    from facenet_pytorch.models.utils.detect_face import (batched_nms_numpy, bbreg, generateBoundingBox,
-                                                          imresample, rerec)
-    from torchvision.ops import nms
-
     extractor = extractor or FaceExtractor()
-    net = extractor.mtcnn
     image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be RGB [H, W, 3], got shape {image.shape}")
-    img = torch.as_tensor(np.ascontiguousarray(image), device=net.device).permute(2, 0, 1)[None].float()
-    height, width = img.shape[2:]
-    t_p, t_r, t_o = extractor.thresholds
-    empty = np.zeros((0, 5))
-    with torch.no_grad():
-        # P-net: sliding 12×12 window over a pyramid from min_face_size up to the whole image.
-        scale = 12.0 / extractor.min_face_size  # on the full-resolution image
-        side = min(height, width) * scale
-        proposals = []
-        while side >= 12:
-            resized = imresample(img, (int(height * scale + 1), int(width * scale + 1)))
-            reg, prob = net.pnet((resized - 127.5) * 0.0078125)
-            cand, _ = generateBoundingBox(reg, prob[:, 1], scale, t_p)
-            proposals.append(cand[nms(cand[:, :4], cand[:, 4], 0.5)])
-            scale *= extractor.factor
-            side *= extractor.factor
-        cand = torch.cat(proposals)
-        cand = cand[nms(cand[:, :4], cand[:, 4], 0.7)]
-        size = (cand[:, 2:4] - cand[:, 0:2])
-        shifted = torch.cat([cand[:, 0:2] + cand[:, 5:7] * size, cand[:, 2:4] + cand[:, 7:9] * size], 1)
-        pboxes = rerec(torch.cat([shifted, cand[:, 4:5]], 1))
-        stages = {"pnet": pboxes.cpu().numpy().copy()}
-        if len(pboxes) == 0:
-            return {**stages, "rnet": empty, "onet": empty, "landmarks": np.zeros((0, 5, 2))}
-        # R-net: rejects most proposals and refines the rest on 24×24 crops.
-        reg, prob = net.rnet(_stage_inputs(img, pboxes, 24))
-        keep = prob[:, 1] > t_r
-        rboxes = torch.cat([pboxes[keep, :4], prob[keep, 1:2]], 1)
-        reg = reg[keep]
-        pick = nms(rboxes[:, :4], rboxes[:, 4], 0.7)
-        rboxes = rerec(bbreg(rboxes[pick], reg[pick]))
-        stages["rnet"] = rboxes.cpu().numpy().copy()
-        if len(rboxes) == 0:
-            return {**stages, "onet": empty, "landmarks": np.zeros((0, 5, 2))}
-        # O-net: final score, box regression and the five landmarks on 48×48 crops.
-        reg, marks, prob = net.onet(_stage_inputs(img, rboxes, 48))
-        keep = prob[:, 1] > t_o
-        oboxes = torch.cat([rboxes[keep, :4], prob[keep, 1:2]], 1)
-        marks, reg = marks[keep], reg[keep]
-        side_w = (oboxes[:, 2] - oboxes[:, 0] + 1)[:, None]
-        side_h = (oboxes[:, 3] - oboxes[:, 1] + 1)[:, None]
-        points = torch.stack([side_w * marks[:, :5] + oboxes[:, 0:1] - 1,
-                              side_h * marks[:, 5:] + oboxes[:, 1:2] - 1], 2)
-        oboxes = bbreg(oboxes, reg)
-        pick = batched_nms_numpy(oboxes[:, :4], oboxes[:, 4], torch.zeros(len(oboxes)), 0.7, "Min")
-        stages["onet"] = oboxes[pick].cpu().numpy().copy()
-        stages["landmarks"] = points[pick].cpu().numpy().copy()
-    return stages
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 RGB [H, W, 3], got {image.dtype} {image.shape}")
+    found = extractor.stages(image[None])
+    out = {name: found[name][0].cpu().numpy() for name in ("pnet", "rnet", "onet")}
+    out["landmarks"] = found["landmarks"].cpu().numpy()
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
