@@ -125,9 +125,9 @@ class _Trainer:
 
         dist_util.barrier(ctx)
         if cfg.restore_best and self.best_path.is_file():
-            ckpt.load_weights(self._core(), self.best_path)
+            ckpt.load_weights(self.model, self.best_path)
         return TrainResult(history=self.history, best_epoch=self.es["best_epoch"],
-                           best_metric=self.es["best_metric"], metric_name=self._metric_key(),
+                           best_metric=self.es["best_metric"], metric_name=self.config.metric_name,
                            stopped_early=self.es["stopped"], best_path=self.best_path,
                            checkpoint_path=self.ckpt_path)
 
@@ -180,22 +180,14 @@ class _Trainer:
 
     def _make_loss(self):
         cfg = self.config
-        if cfg.task == "regression":
-            return _ccc_loss if cfg.loss_name == "ccc" else _mse_loss
         weight = None
-        if cfg.class_weighting:
+        if cfg.task == "classification" and cfg.class_weighting:
             weight = class_weights(dataset_labels(self.train_set), cfg.num_classes).to(self.device)
-        return _WeightedCrossEntropy(weight)
+        return make_loss(cfg, weight)
 
     def _loader(self, dataset, sampler, batch_size, generator) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=self.config.num_workers,
                           worker_init_fn=seed_worker, generator=generator, pin_memory=self.fast)
-
-    def _core(self) -> torch.nn.Module:
-        return self.model
-
-    def _metric_key(self) -> str:
-        return self.config.metric_name
 
     # -- one epoch ------------------------------------------------------------------------------
 
@@ -206,7 +198,7 @@ class _Trainer:
         row = {"epoch": epoch, "train_loss": self._train_one_epoch(epoch)}
         if self.val_set is not None:
             row.update(self._validate(epoch))
-            improved = self._early_stopping(row["val_" + self._metric_key()], epoch)
+            improved = self._early_stopping(row["val_" + self.config.metric_name], epoch)
         else:
             improved = True
             self.es.update(best_epoch=epoch, best_metric=math.nan)
@@ -231,15 +223,8 @@ class _Trainer:
             y = _scale_targets(y.to(self.device, non_blocking=True), cfg)
             if cfg.augment:
                 x = augment_batch(x, self.aug_gen, cfg.rotation_deg, cfg.flip_p, cfg.brightness)
-            with _autocast(self.device, cfg.amp):
-                out = self.train_model(x)
-            loss = self.loss_fn(out.float(), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
-            self.optimizer.step()
-            total += loss.detach().double() * len(y)
+            loss = training_step(self.train_model, self.optimizer, self.loss_fn, x, y, cfg, self.params)
+            total += loss.double() * len(y)
             count += len(y)
         summed = dist_util.all_sum(torch.stack([total, torch.tensor(float(count), dtype=torch.float64,
                                                                          device=self.device)]), self.ctx)
@@ -251,7 +236,7 @@ class _Trainer:
 
     def _validate(self, epoch: int) -> dict[str, float]:
         cfg = self.config
-        outputs, targets = _predict_raw(self._core(), self.val_set, cfg, self.device, self.ctx)
+        outputs, targets = _predict_raw(self.model, self.val_set, cfg, self.device, self.ctx)
         if not torch.isfinite(outputs).all():
             raise ValueError(f"validation outputs are not finite at epoch {epoch}: training diverged")
         loss = self.loss_fn(outputs, _scale_targets(targets, cfg).to(outputs.device))
@@ -271,12 +256,12 @@ class _Trainer:
         return improved
 
     def _write(self, epoch: int, rng: list, improved: bool) -> None:
-        core = self._core()
+        core = self.model
         if improved:
             model_cfg = getattr(core, "config", None)
             ckpt.save({"format": ckpt.FORMAT, "epoch": epoch, "model": core.state_dict(),
                        "model_config": None if model_cfg is None else ckpt.plain(model_cfg),
-                       "train_config": self.config.to_dict(), "metric_name": self._metric_key(),
+                       "train_config": self.config.to_dict(), "metric_name": self.config.metric_name,
                        "metric": self.es["best_metric"]}, self.best_path)
         ckpt.save({"format": ckpt.FORMAT, "epoch": epoch, "model": core.state_dict(),
                    "optimizer": self.optimizer.state_dict(), "rng": rng, "world_size": self.ctx.world_size,
@@ -286,7 +271,7 @@ class _Trainer:
 
     def _epoch_line(self, row: dict) -> str:
         parts = [f"epoch {row['epoch']}/{self.config.epochs}", f"train_loss {row['train_loss']:.4f}"]
-        key = "val_" + self._metric_key()
+        key = "val_" + self.config.metric_name
         if key in row:
             parts += [f"val_loss {row['val_loss']:.4f}", f"{key} {row[key]:.4f}",
                       f"best {self.es['best_metric']:.4f} @ {self.es['best_epoch']}"]
@@ -296,6 +281,28 @@ class _Trainer:
 
 
 # -- helpers shared by fit, predict and evaluate ---------------------------------------------------
+
+def training_step(model, optimizer, loss_fn, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
+                  params) -> torch.Tensor:
+    """One optimisation step on a prepared batch (bf16 autocast on CUDA when ``config.amp``); the loss."""
+    device = x.device
+    with _autocast(device, config.amp):
+        out = model(x)
+    loss = loss_fn(out.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
+def make_loss(config: TrainConfig, weight: torch.Tensor | None = None):
+    """The loss of ``config``: MSE (§4.4) or 1 - CCC for regression, weighted cross-entropy (§4.3)."""
+    if config.task == "regression":
+        return _ccc_loss if config.loss_name == "ccc" else _mse_loss
+    return _WeightedCrossEntropy(weight)
+
 
 def _predict_raw(model, dataset, config: TrainConfig, device, ctx) -> tuple[torch.Tensor, torch.Tensor]:
     """Raw outputs (multiplied scale) and targets of the whole dataset, on CPU, in dataset order."""
