@@ -46,6 +46,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from emorec.data import drawing
 from emorec.data.drawing import Expression, Pose
+from emorec.paths import resolve
 
 GENERATOR_VERSION = "1"
 MARKER = ".generated.json"
@@ -492,11 +493,12 @@ def _marker_matches(folder: Path, params: dict) -> bool:
 def ensure_corpora(data_root="data", profile: str = "cpu", seed: int = 0, workers=None) -> dict:
     """Generate the SEWA-like and RAF-like corpora into ``<data_root>/<profile>/`` on first use.
 
+    A relative ``data_root`` is taken from the repository root (:mod:`emorec.paths`).
     Reuses what is there when its marker file records the same generator version, size and seed;
     regenerates (atomically) otherwise. Returns ``{"sewa": Path, "rafdb": Path}`` (§4.1, ours).
     """
     sewa_size, raf_size = _sizes(profile, 0), _sizes(profile, 1)
-    base = Path(data_root) / profile
+    base = resolve(data_root) / profile  # relative roots are relative to the repository root
     paths = {"sewa": base / "sewa", "rafdb": base / "rafdb"}
     if not _marker_matches(paths["sewa"], {"kind": "sewa-like", "size": asdict(sewa_size), "seed": seed}):
         generate_sewa_like(paths["sewa"], sewa_size, seed, workers)

@@ -1,0 +1,147 @@
+"""From clip predictions to the paper's scores on the 10 Hz label timeline (§3.4, §4.2).
+
+Decisions the paper leaves open, made once here for every model (DESIGN §6):
+
+- **What is scored.** Every 10 Hz annotation of every video of a split, whatever the model's
+  frame rate, sequence length or overlap, so that all configurations of a table are scored on
+  the same targets. A clip's prediction is spread over the frames it covers; a frame covered by
+  several overlapping clips takes their mean; the label timeline takes the prediction of the
+  nearest kept frames by linear interpolation in time (held at the ends). Frames without a face
+  are thereby bridged, not scored as missing. A video with no clip at all gets the training-label
+  mean (and the coverage column says so).
+- **Post-processing** (§3.4): the shift, centring and scaling of :mod:`emorec.postprocess`, fitted
+  per dimension on the training and validation predictions only; the shift ``t`` is counted in
+  label steps (0.1 s), as the paper's ``t ∈ [−10, 10]``.
+- **Scores** (§4.2): CCC and PCC pooled over the concatenated videos of the split (AVEC practice),
+  MAE, and MAPE with zero labels skipped; a 95% bootstrap interval of the CCC resamples whole
+  test videos.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import metrics
+from ..postprocess import PostprocessParams, apply_postprocess, fit_postprocess
+from .corpus import TARGETS, VideoRecord
+
+
+def spread_clip_predictions(n_kept: int, starts, seq_len: int, clip_preds) -> np.ndarray:
+    """Per kept frame, the mean prediction of the clips covering it; NaN where none does.
+
+    ``starts``: first crop index of each clip (clips cover ``seq_len`` consecutive kept crops);
+    ``clip_preds``: [n_clips, D]."""
+    clip_preds = np.asarray(clip_preds, float).reshape(len(starts), -1)
+    sums = np.zeros((n_kept, clip_preds.shape[1]))
+    counts = np.zeros(n_kept)
+    for start, pred in zip(np.asarray(starts, int), clip_preds):
+        sums[start:start + seq_len] += pred
+        counts[start:start + seq_len] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts[:, None]
+
+
+def to_label_timeline(frame_times, frame_preds, label_times, fallback) -> tuple[np.ndarray, float]:
+    """Predictions at the label times by linear interpolation over the frames that have one.
+
+    Returns ``([L, D] predictions, coverage)`` where coverage is the share of label times within
+    0.1 s of a predicted frame. ``fallback`` ([D]) fills a video without any prediction."""
+    frame_preds = np.asarray(frame_preds, float)
+    label_times = np.asarray(label_times, float)
+    known = np.isfinite(frame_preds).all(axis=1)
+    if not known.any():
+        return np.tile(np.asarray(fallback, float), (len(label_times), 1)), 0.0
+    times = np.asarray(frame_times, float)[known]
+    out = np.stack([np.interp(label_times, times, frame_preds[known, d]) for d in range(frame_preds.shape[1])], 1)
+    right = np.clip(np.searchsorted(times, label_times), 1, len(times) - 1) if len(times) > 1 else np.zeros(
+        len(label_times), int)
+    nearest = np.minimum(np.abs(label_times - times[right]), np.abs(label_times - times[np.maximum(right - 1, 0)]))
+    return out, float((nearest <= 0.1 + 1e-9).mean())
+
+
+@dataclass
+class SplitPredictions:
+    """Predictions of one split on the label timeline: one [L, 2] array per video, and the labels."""
+
+    videos: list[str]
+    preds: list[np.ndarray]
+    labels: list[np.ndarray]
+    coverage: float
+
+    def dim(self, d: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return [p[:, d] for p in self.preds], [y[:, d] for y in self.labels]
+
+
+def timeline_predictions(records: list[VideoRecord], frame_preds: list[np.ndarray], fallback) -> SplitPredictions:
+    """Per-kept-frame predictions of each video → predictions on its label timeline."""
+    preds, covs = [], []
+    for record, fp in zip(records, frame_preds):
+        p, c = to_label_timeline(record.kept_times, fp, record.label_times, fallback)
+        preds.append(p)
+        covs.append(c)
+    return SplitPredictions([r.video for r in records], preds, [r.labels for r in records],
+                            float(np.mean(covs)) if covs else float("nan"))
+
+
+def score(split: SplitPredictions) -> dict[str, float]:
+    """CCC, PCC (pooled over the split's videos), MAE and MAPE per target (Eqs. (4)-(7))."""
+    out = {}
+    for d, name in enumerate(TARGETS):
+        p, y = split.dim(d)
+        p, y = np.concatenate(p), np.concatenate(y)
+        out[f"{name}_CCC"] = metrics.ccc(y, p)
+        out[f"{name}_PCC"] = metrics.pcc(y, p)
+        out[f"{name}_MAE"] = metrics.mae(y, p)
+        out[f"{name}_MAPE"] = metrics.mape(y, p, on_zero="skip")
+    return out
+
+
+def bootstrap_ccc(split: SplitPredictions, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Percentile bootstrap interval of the pooled CCC, resampling whole videos with replacement."""
+    rng = np.random.default_rng(seed)
+    n = len(split.videos)
+    out = {}
+    for d, name in enumerate(TARGETS):
+        p, y = split.dim(d)
+        values = []
+        for _ in range(n_boot):
+            pick = rng.integers(0, n, n)
+            yy, pp = np.concatenate([y[i] for i in pick]), np.concatenate([p[i] for i in pick])
+            if yy.std() > 0:
+                values.append(metrics.ccc(yy, pp))
+        lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2]) if values else (np.nan, np.nan)
+        out[f"{name}_CCC_lo"], out[f"{name}_CCC_hi"] = float(lo), float(hi)
+    return out
+
+
+def fit_and_apply_postprocessing(train: SplitPredictions, validation: SplitPredictions,
+                                 test: SplitPredictions, max_shift: int = 10) -> tuple[SplitPredictions, dict]:
+    """§3.4 fitted on train/validation per target, applied to test; returns (test after, params)."""
+    params: dict[str, PostprocessParams] = {}
+    columns = []
+    for d, name in enumerate(TARGETS):
+        params[name] = fit_postprocess(*train.dim(d), *validation.dim(d), max_shift=max_shift)
+        columns.append(apply_postprocess(test.dim(d)[0], params[name]))
+    preds = [np.stack([columns[d][i] for d in range(len(TARGETS))], 1) for i in range(len(test.videos))]
+    return SplitPredictions(test.videos, preds, test.labels, test.coverage), params
+
+
+def evaluate_splits(splits: dict[str, SplitPredictions], max_shift: int = 10, n_boot: int = 1000,
+                    seed: int = 0) -> dict:
+    """The result row of one model: test scores before and after post-processing, validation CCC
+    (for choosing configurations), bootstrap intervals, the post-processing chosen."""
+    test_pp, params = fit_and_apply_postprocessing(splits["train"], splits["validation"], splits["test"],
+                                                   max_shift)
+    row = {f"raw_{k}": v for k, v in score(splits["test"]).items()}
+    row.update(score(test_pp))
+    row.update(bootstrap_ccc(test_pp, n_boot, seed))
+    val = score(splits["validation"])
+    row.update({f"val_{name}_CCC": val[f"{name}_CCC"] for name in TARGETS})
+    for name, p in params.items():
+        row[f"val_pp_{name}_CCC"] = max(p.val_ccc.values())  # validation CCC after the kept steps
+        row[f"{name}_postprocess"] = {"shift": p.shift, "kept": list(p.kept), "offset": p.offset,
+                                      "pivot": p.pivot, "factor": p.factor}
+    row["coverage"] = splits["test"].coverage
+    return row
