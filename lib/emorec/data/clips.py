@@ -165,10 +165,19 @@ def _checked_labels(track: FaceTrack, labels) -> np.ndarray:
     return labels
 
 
-def _to_tensor(crops: np.ndarray) -> torch.Tensor:
-    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W] in [0, 1] (§3.2: pixel values scaled to [0, 1])."""
-    # One copy out of the read-only map (torch wants writable memory), then one to float.
-    return torch.from_numpy(np.array(crops)).movedim(-1, -3).float().div_(255.0)
+def _to_tensor(crops: np.ndarray, as_uint8: bool = False) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float32 [..., 3, H, W] in [0, 1] (§3.2: pixel values scaled to [0, 1]),
+    or uint8 [..., 3, H, W] unscaled when ``as_uint8``."""
+    # Reorder while copying out of the read-only map (small uint8 copy), so that the float
+    # conversion runs over contiguous memory.
+    chw = torch.from_numpy(np.ascontiguousarray(np.moveaxis(crops, -1, -3)))
+    return chw if as_uint8 else chw.float().div_(255.0)
+
+
+def to_float(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 clips or frames (as served with ``as_uint8=True``) -> float32 in [0, 1], e.g. on the GPU
+    after the transfer, where the conversion costs nothing (§3.2)."""
+    return batch.float().div_(255.0)
 
 
 class ClipDataset(Dataset):
@@ -179,16 +188,19 @@ class ClipDataset(Dataset):
     [N_kept, 2] (valence, arousal) aligned with the kept frames. Windows come from
     :func:`make_windows`; crops are read from the memory-mapped ``crops.npy`` (one contiguous slice
     per clip, no per-frame file opens). ``index`` lists (video, first crop index) per clip.
+    ``as_uint8=True`` serves uint8 [T, 3, H, W] clips instead (4× less memory through the loader;
+    convert batches with :func:`to_float`). Per-frame labels come from the 10 Hz annotations with
+    ``emorec.data.video.replicate_labels`` at the kept frames' times.
     """
 
     def __init__(self, tracks, labels, seq_len: int, overlap: float, tolerance: float = 1,
-                 fusion: str = "mean"):
+                 fusion: str = "mean", as_uint8: bool = False):
         if fusion not in FUSION_MODES:
             raise ValueError(f"unknown fusion mode {fusion!r}; expected one of {FUSION_MODES}")
         tracks = _as_tracks(tracks)
         if len(labels) != len(tracks):
             raise ValueError(f"{len(tracks)} videos but {len(labels)} label arrays")
-        self.seq_len = int(seq_len)
+        self.seq_len, self.as_uint8 = int(seq_len), bool(as_uint8)
         self.source = _CropSource(tracks)
         index, fused = [], []
         for v, (track, lab) in enumerate(zip(tracks, labels)):
@@ -205,14 +217,15 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         video, start = self.index[i]
         clip = self.source.crops(int(video))[start:start + self.seq_len]
-        return _to_tensor(clip), torch.from_numpy(self.labels[i])
+        return _to_tensor(clip, self.as_uint8), torch.from_numpy(self.labels[i])
 
 
 class FrameDataset(Dataset):
     """Single kept frames for the frame-by-frame baseline: item = (frame float32 [3, H, W] in [0, 1],
-    (valence, arousal) float32 [2]); same inputs as :class:`ClipDataset` (§3.2, §4.3)."""
+    (valence, arousal) float32 [2]); same inputs and ``as_uint8`` as :class:`ClipDataset` (§3.2, §4.3)."""
 
-    def __init__(self, tracks, labels):
+    def __init__(self, tracks, labels, as_uint8: bool = False):
+        self.as_uint8 = bool(as_uint8)
         tracks = _as_tracks(tracks)
         if len(labels) != len(tracks):
             raise ValueError(f"{len(tracks)} videos but {len(labels)} label arrays")
@@ -227,4 +240,4 @@ class FrameDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         video, row = self.index[i]
-        return _to_tensor(self.source.crops(int(video))[row]), torch.from_numpy(self.labels[i])
+        return _to_tensor(self.source.crops(int(video))[row], self.as_uint8), torch.from_numpy(self.labels[i])
