@@ -128,12 +128,35 @@ def fit_and_apply_postprocessing(train: SplitPredictions, validation: SplitPredi
     return SplitPredictions(test.videos, preds, test.labels, test.coverage), params
 
 
+def save_predictions(path, raw: SplitPredictions, processed: SplitPredictions) -> None:
+    """Test predictions on the label timeline, before and after post-processing, with the labels,
+    one entry per video (``<video>/raw``, ``<video>/post``, ``<video>/labels``) in an ``.npz``."""
+    arrays = {}
+    for i, video in enumerate(raw.videos):
+        arrays.update({f"{video}/raw": raw.preds[i], f"{video}/post": processed.preds[i],
+                       f"{video}/labels": raw.labels[i]})
+    np.savez(path, **arrays)
+
+
+def load_predictions(path) -> dict[str, dict[str, np.ndarray]]:
+    """What :func:`save_predictions` wrote: ``{video: {"raw", "post", "labels"}}``."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    with np.load(path) as saved:
+        for key in saved.files:
+            video, kind = key.split("/")
+            out.setdefault(video, {})[kind] = saved[key]
+    return out
+
+
 def evaluate_splits(splits: dict[str, SplitPredictions], max_shift: int = 10, n_boot: int = 1000,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, save_to=None) -> dict:
     """The result row of one model: test scores before and after post-processing, validation CCC
-    (for choosing configurations), bootstrap intervals, the post-processing chosen."""
+    (for choosing configurations), bootstrap intervals, the post-processing chosen. With
+    ``save_to`` (an ``.npz`` path) the test predictions are kept too (:func:`save_predictions`)."""
     test_pp, params = fit_and_apply_postprocessing(splits["train"], splits["validation"], splits["test"],
                                                    max_shift)
+    if save_to is not None:
+        save_predictions(save_to, splits["test"], test_pp)
     row = {f"raw_{k}": v for k, v in score(splits["test"]).items()}
     row.update(score(test_pp))
     row.update(bootstrap_ccc(test_pp, n_boot, seed))

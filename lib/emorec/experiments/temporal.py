@@ -217,7 +217,8 @@ def run_cnn_lstm(config: dict, corpus: Corpus, checkpoint, store: ArtefactStore)
         result = fit(lstm, sets["train"], sets["validation"], settings, work / "train")
         preds = {split: predict(lstm, sets[split], settings) for split in SPLITS}
         _save_cascade(work, checkpoint, config, lstm, n_features)
-        row = evaluate_splits(_split_predictions(corpus, sets, preds, config["seq_len"]), seed=config["seed"])
+        row = evaluate_splits(_split_predictions(corpus, sets, preds, config["seq_len"]), seed=config["seed"],
+                              save_to=work / "predictions.npz")
         return {**row, "clips": {s: len(sets[s]) for s in SPLITS}, "best_epoch": result.best_epoch}
 
     return store.run(experiment, run)
@@ -243,7 +244,8 @@ def run_frame_baseline(config: dict, corpus: Corpus, checkpoint, store: Artefact
             offsets = np.cumsum([0] + [len(r.frame_labels) for r in corpus.split(split)])
             preds[split] = np.array([per_frame[offsets[v] + s: offsets[v] + s + config["seq_len"]].mean(axis=0)
                                      for v, s in sets[split].index]).reshape(-1, 2)
-        row = evaluate_splits(_split_predictions(corpus, sets, preds, config["seq_len"]), seed=config["seed"])
+        row = evaluate_splits(_split_predictions(corpus, sets, preds, config["seq_len"]), seed=config["seed"],
+                              save_to=work / "predictions.npz")
         return {**row, "clips": {s: len(sets[s]) for s in SPLITS}, "best_epoch": result.best_epoch}
 
     return store.run(experiment, run)
@@ -283,7 +285,8 @@ def run_cnn_lstm_finetune(config: dict, corpus: Corpus, checkpoint, store: Artef
         result = fit(model, sets["train"], sets["validation"], settings, work / "train")
         preds = {split: predict(model, sets[split], settings) for split in SPLITS}
         save_cascade(model, config["input_size"], work / "model.pt")
-        row = evaluate_splits(_split_predictions(corpus, sets, preds, config["seq_len"]), seed=config["seed"])
+        row = evaluate_splits(_split_predictions(corpus, sets, preds, config["seq_len"]), seed=config["seed"],
+                              save_to=work / "predictions.npz")
         return {**row, "clips": {s: len(sets[s]) for s in SPLITS}, "best_epoch": result.best_epoch}
 
     return store.run(experiment, run)
