@@ -252,3 +252,18 @@ def test_mtcnn_stages_on_a_real_photo():
     # The astronaut's face is in the upper middle of the 512×512 photo.
     x1, y1, x2, y2 = stages["onet"][0, :4]
     assert 150 < x1 < x2 < 300 and 30 < y1 < y2 < 200
+
+
+def test_box_outside_the_frame_is_dropped_not_fatal(video, extractor, tmp_path, monkeypatch):
+    original = faces.FaceExtractor.detect
+
+    def detect(self, frames):
+        boxes, probs, points = original(self, frames)
+        boxes[0] = [330.0, 20.0, 400.0, 110.0]  # a face that has just left on the right
+        return boxes, probs, points
+
+    monkeypatch.setattr(faces.FaceExtractor, "detect", detect)
+    track = faces.extract_video(video, tmp_path / "v", extractor=extractor, chunk_size=8, progress=False)
+    dropped = set(track.frames.loc[~track.frames["kept"], "frame"])
+    assert dropped == {0, 8, 9, 10, 11, 16}  # first frame of each detect call, plus the blank frames
+    assert len(track.crops) == 20 - len(dropped)

@@ -2,9 +2,11 @@
 
 The paper locates faces in the SEWA-DB frames with MTCNN (Zhang et al., 2016), keeps only the frames
 showing a face, crops each face with its bounding box and resizes it to 100×80 pixels. Here the
-detector is facenet-pytorch's MTCNN (its P-, R- and O-net weights ship inside the wheel, so nothing
-is downloaded). Per frame the most probable face is kept; frames without a face are dropped from the
-crops but recorded in the frame table, which is what the windowing of §3.2.2 needs.
+detector is MTCNN with facenet-pytorch's trained P-, R- and O-nets (the weights ship inside its
+wheel, so nothing is downloaded), run as a batched cascade (:class:`FaceExtractor`); with
+``resampling="facenet"`` it returns exactly what facenet-pytorch's ``MTCNN.detect`` returns. Per
+frame the most probable face is kept; frames without a face are dropped from the crops but recorded
+in the frame table, which is what the windowing of §3.2.2 needs.
 
 Each video is extracted once into a cache directory::
 
@@ -392,6 +394,11 @@ def _process_chunk(extractor: FaceExtractor, frames: list[tuple[int, int, np.nda
     for start in range(0, len(frames), extractor.batch_size):
         batch = np.stack([f for _, _, f in frames[start:start + extractor.batch_size]])
         b, p, pt = extractor.detect(batch)
+        # A face leaving the frame can leave a box with (almost) nothing inside: drop that frame too.
+        height, width = batch.shape[1:3]
+        inside = ((np.minimum(b[:, 2], width) - np.maximum(b[:, 0], 0) >= 2)
+                  & (np.minimum(b[:, 3], height) - np.maximum(b[:, 1], 0) >= 2))
+        b[~inside], p[~inside], pt[~inside] = np.nan, np.nan, np.nan
         boxes.append(b), probs.append(p), points.append(pt)
         crops.extend(crop_face(img, box, crop_size) for img, box in zip(batch, b) if np.isfinite(box[0]))
     h, w = crop_size
