@@ -5,8 +5,8 @@ the i3D VGG-16 and ResNet50 (Table 3's C2: copied inflation, masking, dilation 1
 two sizes:
 
 * ``cpu``: the book's cpu profile (width x0.25, 100x80 input, clips of 16 frames, LSTM 128 units);
-* ``paper``: full width, 100x80, clips of 64 frames, LSTM 1,024 units; on CPU only a couple of
-  steps at batch 1-2, since one step takes tens of seconds.
+* ``paper``: full width, 100x80, clips of 64 frames, LSTM 1,024 units; on CPU a single step
+  without warm-up at batch 1-2 (a step of a clip model takes minutes on 2 cores).
 
 Each step is :func:`emorec.train.loop.training_step` (forward, loss, backward, Adam) on random
 inputs, after warm-up steps. On CUDA it also measures bf16 autocast + channels_last against fp32,
@@ -88,8 +88,10 @@ def main() -> None:
     parser.add_argument("--batch-cpu", type=int, default=4, help="batch at the cpu size")
     parser.add_argument("--batch-paper", type=int, default=None,
                         help="batch at the paper size (default: 2 for images, 1 for clips on CPU; 8 on CUDA)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 5 at cpu size, 2 at paper size on CPU)")
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps (default 5; 1 at paper size on CPU, where one step takes minutes)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed steps first (default 1; 0 at paper size on CPU)")
     args = parser.parse_args()
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
@@ -102,19 +104,23 @@ def main() -> None:
         size = SIZES[size_name]
         for name in args.models:
             batch = _batch(args, size_name, name, device)
-            steps = args.steps or (2 if size_name == "paper" and device.type == "cpu" else 5)
+            slow = size_name == "paper" and device.type == "cpu"
+            steps = args.steps or (1 if slow else 5)
+            warmup = args.warmup if args.warmup is not None else (0 if slow else 1)
             model_cfg, shape, task = model_and_batch(name, size, batch)
-            fp32 = time_steps(model_cfg, shape, task, device, False, args.warmup, steps)
+            fp32 = time_steps(model_cfg, shape, task, device, False, warmup, steps)
             row = {"size": size_name, "model": name, "input": "x".join(map(str, shape)), "steps": steps,
                    "fp32 s/step": fp32, "fp32 steps/s": 1 / fp32}
             if device.type == "cuda":
-                fast = time_steps(model_cfg, shape, task, device, True, args.warmup, steps)
+                fast = time_steps(model_cfg, shape, task, device, True, warmup, steps)
                 row.update({"bf16+CL s/step": fast, "bf16+CL steps/s": 1 / fast, "fast/fp32": fp32 / fast})
             rows.append(row)
             print(_line(row), flush=True)
     print()
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if device.type != "cuda":
+        if "paper" in args.sizes:
+            print("\nPaper-size steps on CPU are single steps without warm-up (one-time set-up included).")
         print("\nCUDA not available: the bf16 autocast + channels_last vs fp32 comparison was not run.")
 
 

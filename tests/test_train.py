@@ -196,6 +196,23 @@ def test_model_multiplier_must_match_the_config(tmp_path):
     assert predict(model, data, TrainConfig(multiplier=100.0)).shape == (8, 2)
 
 
+def test_drop_last_skips_the_short_final_batch(tmp_path):
+    class Counting(TinyRegressor):
+        calls = 0
+
+        def forward(self, x):
+            Counting.calls += self.training
+            return super().forward(x)
+
+    for drop_last, steps in ((False, 3), (True, 2)):
+        Counting.calls = 0
+        fit(Counting(), NoisyRegression(9), None, regression_config(epochs=1, batch_size=4, drop_last=drop_last),
+            tmp_path / str(drop_last))
+        assert Counting.calls == steps
+    with pytest.raises(ValueError, match="no training batch"):
+        fit(TinyRegressor(), NoisyRegression(3), None, regression_config(batch_size=4, drop_last=True), tmp_path / "x")
+
+
 def test_output_and_target_shape_mismatch_is_reported(tmp_path):
     bad = TensorDataset(torch.randn(8, 6), torch.randn(8, 3))
     with pytest.raises(ValueError, match="shape"):

@@ -39,6 +39,7 @@ class TrainConfig:
     rotation_deg: float = 10.0
     flip_p: float = 0.5
     brightness: float = 0.2  # gain drawn in [1 - b, 1 + b]
+    drop_last: bool = False  # drop a last, smaller training batch (BatchNorm and the CCC loss need >= 2)
     num_workers: int = 0
     seed: int = 0
     device: str = "auto"  # "auto": CUDA when available

@@ -186,8 +186,13 @@ class _Trainer:
         return make_loss(cfg, weight)
 
     def _loader(self, dataset, sampler, batch_size, generator) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=self.config.num_workers,
-                          worker_init_fn=seed_worker, generator=generator, pin_memory=self.fast)
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=self.config.num_workers,
+                            worker_init_fn=seed_worker, generator=generator, pin_memory=self.fast,
+                            drop_last=self.config.drop_last)
+        if len(loader) == 0:
+            raise ValueError(f"drop_last leaves no training batch: {len(dataset)} samples, batch {batch_size}"
+                             f" per process")
+        return loader
 
     # -- one epoch ------------------------------------------------------------------------------
 
