@@ -1,0 +1,515 @@
+"""Tables 3-6 (§3.3.2, §4.5): inflated 3D-CNNs on pixel clips, one cached run per configuration.
+
+A configuration (a *row*) is a base model (VGG-11-BN, VGG-16, VGG-16-BN, ResNet50), the source of its
+2D weights, and Table 3's inflation options (inflation, initialisation of the non-centre slices,
+masking, temporal dilation, target multiplier). :func:`run_i3d` trains it on clips of the face crops
+with early stopping on validation CCC, predicts every split, spreads clip predictions over their
+frames and scores them with :func:`emorec.experiments.evaluation.evaluate_splits` (§3.4 post-processing
+fitted on train/validation, test CCC with a bootstrap interval). :func:`best_per_label` then picks,
+per base model × source and per label, the configuration with the best *validation* CCC (Tables 4-6).
+
+Sources of the 2D weights (the paper's "Dataset for Initialization"):
+
+- ``"raf"``: the RAF-like fine-tuned 2D model of Table 1
+  (:func:`emorec.experiments.finetuning.best_expression_checkpoint`), the paper's "RAF-DB";
+- ``"identity"``: the identity-classification pre-training of Table 1
+  (:func:`~emorec.experiments.finetuning.identity_checkpoint`), our synthetic stand-in for "VGG-Face";
+- ``"imagenet"``, ``"vggface"``: the published weights; they cannot be downloaded here, so such a row
+  reports the models' own FileNotFoundError text, and runs for real when the file is present.
+
+Decisions the paper leaves open: the clips use §4.5's SL 64, OR 0.8 at 10 fps and batch 8, with mean
+label fusion (Table 2's best SL/OR at 10 fps used mean for valence); the loss is MSE (§4.4); copied
+kernels ignore the initialisation option (every slice is a copy), so the ``paper`` grid runs copied
+inflation once, not once per initialisation. The CPU profiles thin the model and the grid (see
+:func:`i3d_grid`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from .. import paper
+from ..data.clips import ClipDataset
+from ..models import I3D, PAPER_NAMES, PRESETS, imagenet_weights_file, parameter_counts, vggface_weights_file
+from ..train import TrainConfig, fit, predict
+from .cache import ArtefactStore, Experiment
+from .corpus import SPLITS, TARGETS, Corpus, VideoRecord
+from .evaluation import SplitPredictions, evaluate_splits, spread_clip_predictions, timeline_predictions
+
+TABLE = "table6_i3d"
+#: Library modules an i3D run depends on: editing one of them reruns the table (DESIGN §7).
+MODULES = ("emorec.models", "emorec.inflation", "emorec.train", "emorec.data.clips", "emorec.postprocess",
+           "emorec.metrics", "emorec.experiments.evaluation", "emorec.experiments.i3d")
+SOURCES = ("raf", "identity", "imagenet", "vggface")
+PUBLISHED = ("imagenet", "vggface")
+#: How each source is named in tables; stand-ins say so.
+SOURCE_LABELS = {"raf": "RAF-like (fine-tuned, Table 1)", "identity": "identity (synthetic VGG-Face analogue)",
+                 "imagenet": "ImageNet", "vggface": "VGG-Face"}
+#: The paper's initialisation dataset a source corresponds to.
+PAPER_SOURCE = {"raf": "RAF-DB", "identity": "VGG-Face", "imagenet": "ImageNet", "vggface": "VGG-Face"}
+_OUR_BACKBONE = {name: key for key, name in PAPER_NAMES.items()}
+OPTION_KEYS = ("inflation", "init", "mask_center", "dilation", "multiplier")
+DILATIONS = {"I": [1, 1, 1, 1], "VIII": [1, 2, 4, 8]}  # Tables 4-5 print the two patterns of Table 3
+
+# Settings per profile. ``paper`` is §4.5's: full width, 100×80, SL 64, OR 0.8, 10 fps, batch 8,
+# Adam at §4.3's 1e-5. The CPU profiles must use the width and input size of Table 1's checkpoints of
+# the same profile (their weights are loaded), freeze conv1-conv3 (Table 1's best VGG-16 starting
+# block, Conv_4_1) and predict on non-overlapping clips, to fit the time budget of 2 CPU cores.
+_SETTINGS = {
+    "paper": dict(width=1.0, input_size=[100, 80], seq_len=64, overlap=0.8, eval_overlap=0.8, fps=10,
+                  tolerance=1, fusion="mean", batch_size=8, lr=1e-5, epochs=20, patience=5,
+                  finetune_from="Full", time_kernel=3, max_shift=10, n_boot=1000),
+    "cpu": dict(width=0.25, input_size=[48, 40], seq_len=16, overlap=0.5, eval_overlap=0.0, fps=10,
+                tolerance=1, fusion="mean", batch_size=8, lr=1e-4, epochs=3, patience=2,
+                finetune_from="Conv_4_1", time_kernel=3, max_shift=10, n_boot=1000),
+    "smoke": dict(width=0.125, input_size=[48, 40], seq_len=8, overlap=0.5, eval_overlap=0.5, fps=10,
+                  tolerance=1, fusion="mean", batch_size=8, lr=1e-4, epochs=1, patience=1,
+                  finetune_from="Conv_4_1", time_kernel=3, max_shift=10, n_boot=200),
+}
+#: (base model, source) pairs per profile; ``paper``: Table 6's pairs plus the VGG-Face stand-in.
+_PAIRS = {
+    "paper": [(_OUR_BACKBONE[b], {"RAF-DB": "raf", "ImageNet": "imagenet", "VGG-Face": "vggface"}[s])
+              for b, s in paper.table6()[["base_model", "init"]].itertuples(index=False)]
+             + [("vgg16", "identity"), ("vgg16_bn", "identity")],
+    "cpu": [("vgg16", "raf"), ("vgg16", "identity")],
+    "smoke": [("vgg16", "raf")],
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Configurations
+# --------------------------------------------------------------------------------------------------
+
+def preset_options(name: str) -> dict:
+    """Table 3's configuration ``"C1"`` or ``"C2"`` as row options (from :data:`emorec.models.PRESETS`)."""
+    p = PRESETS[name]
+    return {"inflation": p["inflation"], "init": p["init"], "mask_center": bool(p["mask_center"]),
+            "dilation": [int(d) for d in p["dilation"]], "multiplier": float(p["multiplier"])}
+
+
+def preset_of(row: dict) -> str | None:
+    """``"C1"``/``"C2"`` if the row's options are one of Table 3's configurations, else None."""
+    for name in PRESETS:
+        if all(row[k] == v for k, v in preset_options(name).items()):
+            return name
+    return None
+
+
+def option_grid(full: bool = True) -> list[dict]:
+    """Table 3's options: C1 and C2 only, or (``full``) every combination of its five choices, as Tables
+    4-5 show combinations (inflation × init × masking × dilation I/VIII × multiplier ×1/×100).
+
+    Copied inflation ignores the initialisation (no slice is left to initialise), so copied kernels
+    appear once, with init ``"zero"``: 24 combinations.
+    """
+    if not full:
+        return [preset_options("C1"), preset_options("C2")]
+    out = []
+    for inflation, init, mask, dil, mult in itertools.product(("centered", "copied"), ("random", "zero"),
+                                                               (False, True), ("I", "VIII"), (1.0, 100.0)):
+        if inflation == "copied" and init == "random":
+            continue
+        out.append({"inflation": inflation, "init": init, "mask_center": mask, "dilation": list(DILATIONS[dil]),
+                    "multiplier": mult})
+    return out
+
+
+def i3d_grid(profile: str) -> list[dict]:
+    """The i3D configurations run in ``profile`` (§4.5, Tables 3-6), as plain dicts.
+
+    ``paper``: Table 6's eleven (base model, initialisation) pairs plus the identity stand-in for
+    VGG-16 and VGG-16-BN, each with every combination of Table 3's options (:func:`option_grid`), at
+    §4.5's settings (SL 64, OR 0.8, 10 fps, batch 8, full width, 100×80). ``cpu``: VGG-16 (the backbone
+    Table 1's cpu grid fine-tunes) from the RAF-like and identity checkpoints, C1 against C2, at width
+    0.25, 48×40, SL 16, OR 0.5, 3 epochs, conv1-3 frozen. ``smoke``: VGG-16 from the RAF-like
+    checkpoint, C1 and C2, width 0.125, SL 8, one epoch.
+    """
+    if profile not in _SETTINGS:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(_SETTINGS)}")
+    grid = []
+    for backbone, source in _PAIRS[profile]:
+        for options in option_grid(full=profile == "paper"):
+            row = dict(_SETTINGS[profile], backbone=backbone, base_model=PAPER_NAMES[backbone], source=source,
+                       **options)
+            if source in PUBLISHED:
+                row["width"] = 1.0  # published weights exist at full width only
+            row["preset"] = preset_of(row)
+            grid.append(row)
+    return grid
+
+
+def check_row(row: dict) -> None:
+    """Raise ValueError naming the problem if ``row`` is not a valid i3D configuration."""
+    needed = set(_SETTINGS["paper"]) | set(OPTION_KEYS) | {"backbone", "source"}
+    missing = needed - set(row)
+    if missing:
+        raise ValueError(f"i3D row lacks {sorted(missing)}: {row}")
+    if row["source"] not in SOURCES:
+        raise ValueError(f"unknown weight source {row['source']!r}; choose one of {SOURCES}")
+    if row["backbone"] not in PAPER_NAMES:
+        raise ValueError(f"unknown backbone {row['backbone']!r}; choose one of {tuple(PAPER_NAMES)}")
+    if len(row["dilation"]) != 4:
+        raise ValueError(f"dilation must give Table 3's four blocks, got {row['dilation']}")
+
+
+def model_kwargs(row: dict, weights=None) -> dict:
+    """Keyword arguments of :class:`emorec.models.I3D` for a row (§3.3.2, Table 3)."""
+    return dict(backbone=row["backbone"], width=row["width"], weights=None if weights is None else str(weights),
+                inflation=row["inflation"], init=row["init"], mask_center=row["mask_center"],
+                dilation=tuple(row["dilation"]), multiplier=row["multiplier"], time_kernel=row["time_kernel"],
+                finetune_from=row["finetune_from"], seed=row.get("seed", 0))
+
+
+def train_config(row: dict, model: I3D) -> TrainConfig:
+    """§4.5's training settings: Adam, MSE (§4.4), early stopping on validation CCC, and the model's own
+    target multiplier (×100 in C2), applied by the trainer (predictions divided back before metrics)."""
+    return TrainConfig(task="regression", lr=row["lr"], batch_size=row["batch_size"], epochs=row["epochs"],
+                       patience=row["patience"], loss="mse", multiplier=model.multiplier,
+                       seed=row.get("seed", 0), verbose=False, progress=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------------
+
+def resize_clip(clip: torch.Tensor, size) -> torch.Tensor:
+    """Clip [T, 3, H, W] in [0, 1] → [3, T, h, w] at ``size`` = (h, w): bilinear with antialiasing over
+    the whole clip at once, channels first as the 3D convolutions expect (§3.2, §3.3.2)."""
+    size = tuple(int(v) for v in size)
+    if tuple(clip.shape[-2:]) != size:
+        clip = F.interpolate(clip, size=size, mode="bilinear", align_corners=False, antialias=True)
+        clip = clip.clamp_(0.0, 1.0)
+    return clip.transpose(0, 1).contiguous()
+
+
+class I3DClips(Dataset):
+    """Pixel clips for the i3D-CNN (§3.2.2, §3.3.2): item = (clip float32 [3, T, h, w] in [0, 1] at the
+    model's input size, fused (valence, arousal) [2]). ``index`` (video, first crop) per clip, as
+    :class:`emorec.data.clips.ClipDataset`, over the videos of ``records`` in order."""
+
+    def __init__(self, records: list[VideoRecord], seq_len: int, overlap: float, input_size, tolerance: float = 1,
+                 fusion: str = "mean"):
+        self.clips = ClipDataset([r.track for r in records], [r.frame_labels for r in records], seq_len, overlap,
+                                 tolerance, fusion)
+        self.records, self.seq_len, self.input_size = records, int(seq_len), tuple(int(v) for v in input_size)
+        self.index, self.labels = self.clips.index, self.clips.labels
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int):
+        clip, label = self.clips[i]
+        return resize_clip(clip, self.input_size), label
+
+
+def clip_sets(corpus: Corpus, row: dict) -> dict[str, I3DClips]:
+    """Training clips (SL, OR of the row) and the clips every split is predicted on (SL, ``eval_overlap``);
+    the validation set used for early stopping is the latter."""
+    if float(corpus.fps) != float(row["fps"]):
+        raise ValueError(f"the row asks for {row['fps']} fps but the corpus was prepared at {corpus.fps:g} fps")
+    args = dict(seq_len=row["seq_len"], input_size=row["input_size"], tolerance=row["tolerance"],
+                fusion=row["fusion"])
+    sets = {"fit": I3DClips(corpus.split("train"), overlap=row["overlap"], **args)}
+    sets.update({s: I3DClips(corpus.split(s), overlap=row["eval_overlap"], **args) for s in SPLITS})
+    for name, dataset in sets.items():
+        if len(dataset) == 0:
+            raise ValueError(f"no clip of {row['seq_len']} frames (tolerance {row['tolerance']}) in the {name} "
+                             f"split of {corpus.description}")
+    return sets
+
+
+def split_predictions(dataset: I3DClips, clip_preds: np.ndarray, fallback) -> SplitPredictions:
+    """Clip predictions of one split → per-frame (mean of covering clips) → the 10 Hz label timeline."""
+    frame_preds = []
+    for v, record in enumerate(dataset.records):
+        mine = dataset.index[:, 0] == v
+        frame_preds.append(spread_clip_predictions(len(record.frame_labels), dataset.index[mine, 1],
+                                                   dataset.seq_len, clip_preds[mine]))
+    return timeline_predictions(dataset.records, frame_preds, fallback)
+
+
+# --------------------------------------------------------------------------------------------------
+# One run
+# --------------------------------------------------------------------------------------------------
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def initial_weights(row: dict, store: ArtefactStore):
+    """The 2D weights a row starts from: a Table-1 checkpoint path, or ``"imagenet"``/``"vggface"``.
+
+    Raises FileNotFoundError (with the missing file and how to get it) when they are absent."""
+    from . import finetuning  # Table 1's artefacts; imported here so this module loads without them
+
+    artefact_root, profile = store.root.parent, store.root.name
+    if row["source"] == "raf":
+        return finetuning.best_expression_checkpoint(artefact_root, profile, row["backbone"])
+    if row["source"] == "identity":
+        return finetuning.identity_checkpoint(artefact_root, profile, row["backbone"])
+    path = imagenet_weights_file(row["backbone"])[0] if row["source"] == "imagenet" else vggface_weights_file()
+    if not path.is_file():
+        I3D(**model_kwargs(row, row["source"]))  # raises the models' own FileNotFoundError text
+    return row["source"]
+
+
+def unavailable(row: dict, store: ArtefactStore) -> str | None:
+    """None if the row can run, else why not (published weights absent offline, Table 1 not run)."""
+    try:
+        initial_weights(row, store)
+    except FileNotFoundError as err:
+        kind = "not available offline" if row["source"] in PUBLISHED else "missing"
+        return f"{kind}: {err}"
+    except ValueError as err:  # e.g. VGG-Face weights requested for a ResNet50
+        return f"not applicable: {err}"
+    return None
+
+
+def experiment(row: dict, corpus: Corpus, store: ArtefactStore, seed: int = 0) -> Experiment:
+    """The cache entry of a row: its configuration, the starting weights by content, the corpus."""
+    check_row(row)
+    weights = initial_weights(row, store)
+    config = dict(row, seed=seed, weights=weights if row["source"] in PUBLISHED else _file_digest(weights))
+    return Experiment(TABLE, config, data=corpus.fingerprint, modules=MODULES)
+
+
+def run_i3d(row: dict, corpus: Corpus, store: ArtefactStore, seed: int = 0) -> dict:
+    """One i3D configuration → one result row, trained now or loaded from the cache (§4.5, Table 6).
+
+    Trains with early stopping on validation CCC (``best.pt`` stays in the artefact folder), predicts
+    every split, spreads clip predictions to frames and scores them with
+    :func:`~emorec.experiments.evaluation.evaluate_splits`. Rows that cannot run (weights absent)
+    return ``{"status": <why>}`` and are not cached, so adding the weights later runs them.
+    """
+    why = unavailable(row, store)
+    if why is not None:
+        return {**row, "status": why}
+    exp = experiment(row, corpus, store, seed)
+    weights = initial_weights(row, store)
+    result = store.run(exp, lambda work: _train_and_score(dict(row, seed=seed), weights, corpus, work))
+    return {**row, "seed": seed, **result, "folder": str(store.folder(exp))}
+
+
+def _train_and_score(row: dict, weights, corpus: Corpus, work: Path) -> dict:
+    start = time.perf_counter()
+    model = I3D(**model_kwargs(row, weights))
+    settings = train_config(row, model)
+    sets = clip_sets(corpus, row)
+    trained = fit(model, sets["fit"], sets["validation"], settings, work)
+    train_seconds = time.perf_counter() - start
+    fallback = np.concatenate([r.frame_labels for r in corpus.split("train")]).mean(axis=0)
+    preds = {s: split_predictions(sets[s], predict(model, sets[s], settings), fallback) for s in SPLITS}
+    _save_predictions(preds, work / "predictions.npz")
+    row_scores = evaluate_splits(preds, max_shift=row["max_shift"], n_boot=row["n_boot"], seed=row["seed"])
+    (work / "checkpoint.pt").unlink(missing_ok=True)  # best.pt is kept; the resumable state is not needed now
+    return {"status": "ok", **row_scores, "best_epoch": trained.best_epoch, "epochs_run": len(trained.history),
+            "val_clip_CCC": [h.get("val_CCC_mean") for h in trained.history],
+            "clips": {s: len(d) for s, d in sets.items()}, "train_seconds": round(train_seconds, 1),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _save_predictions(preds: dict, path: Path) -> None:
+    arrays = {f"{split}/{video}": p for split, sp in preds.items() for video, p in zip(sp.videos, sp.preds)}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def load_predictions(folder, split: str = "test") -> dict[str, np.ndarray]:
+    """The saved label-timeline predictions [L, 2] of a finished run, per video of ``split`` (before
+    post-processing)."""
+    with np.load(Path(folder) / "predictions.npz") as saved:
+        return {k.split("/", 1)[1]: saved[k] for k in saved.files if k.startswith(split + "/")}
+
+
+def run_grid(grid: list[dict], corpus: Corpus, store: ArtefactStore, seed: int = 0) -> pd.DataFrame:
+    """Every row of a grid (:func:`run_i3d`), as a DataFrame with one row per configuration."""
+    return pd.DataFrame([run_i3d(row, corpus, store, seed) for row in grid])
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables 4-6: the best configuration per label, chosen on validation
+# --------------------------------------------------------------------------------------------------
+
+def best_per_label(results: pd.DataFrame, by: str = "val_pp") -> pd.DataFrame:
+    """Per base model × source and per label, the row with the best VALIDATION CCC (Tables 4-6).
+
+    ``by="val_pp"`` ranks on the validation CCC after the post-processing chosen on validation (the
+    scale at which test scores are reported), ``"val"`` on the raw validation CCC. The test set plays
+    no part in the choice. Ties keep the earlier row of the grid. Rows that did not run are skipped.
+    """
+    if by not in ("val_pp", "val"):
+        raise ValueError(f"by must be 'val_pp' or 'val', got {by!r}")
+    ok = results[results["status"] == "ok"] if "status" in results else results
+    picks = []
+    for (backbone, source), group in ok.groupby(["backbone", "source"], sort=False):
+        for label in TARGETS:
+            pos = int(np.argmax(group[f"{by}_{label}_CCC"].to_numpy(float)))
+            picks.append(group.iloc[pos].to_dict() | {"label": label, "selected_by": f"{by}_{label}_CCC"})
+    return pd.DataFrame(picks)
+
+
+def _options_text(row) -> dict:
+    dil = {tuple(v): k for k, v in DILATIONS.items()}.get(tuple(row["dilation"]), str(list(row["dilation"])))
+    return {"Inflation": str(row["inflation"]).capitalize(), "Dilation": dil,
+            "Masking": "Yes" if row["mask_center"] else "No",
+            "Init (non-centre)": "n/a (copied)" if row["inflation"] == "copied" else str(row["init"]).capitalize(),
+            "Mult": f"×{float(row['multiplier']):g}"}
+
+
+def table3_side_by_side() -> pd.DataFrame:
+    """Table 3 as printed in the paper beside our presets (:data:`emorec.models.PRESETS`), and whether
+    they agree (§4.5)."""
+    printed = paper.table3()
+    ours = {}
+    for name in ("C1", "C2"):
+        o = preset_options(name)
+        ours[name] = [o["inflation"].capitalize(), o["init"].capitalize(), "Yes" if o["mask_center"] else "No",
+                      ", ".join(str(d) for d in o["dilation"]), f"×{o['multiplier']:g}"]
+    out = pd.DataFrame({"C1 (paper)": printed["C1"], "C1 (ours)": ours["C1"], "C2 (paper)": printed["C2"],
+                        "C2 (ours)": ours["C2"]}, index=printed.index)
+    out["agree"] = (out["C1 (paper)"] == out["C1 (ours)"]) & (out["C2 (paper)"] == out["C2 (ours)"])
+    return out
+
+
+def _our_pick(best: pd.DataFrame, base_model: str, paper_init: str, label: str):
+    """Our best row for a paper (base model, initialisation): the published source if it ran, else the
+    stand-in mapped to the same paper dataset."""
+    if best.empty:
+        return None
+    mine = best[(best["base_model"] == base_model) & (best["label"] == label)
+                & (best["source"].map(PAPER_SOURCE) == paper_init)]
+    if mine.empty:
+        return None
+    published = mine[mine["source"].isin(PUBLISHED)]
+    return (published if not published.empty else mine).iloc[0]
+
+
+def _status_for(results: pd.DataFrame, base_model: str, paper_init: str) -> str:
+    if results.empty:
+        return "not run"
+    mine = results[(results["base_model"] == base_model) & (results["source"].map(PAPER_SOURCE) == paper_init)]
+    return "not in this profile's grid" if mine.empty else str(mine["status"].iloc[0])
+
+
+def table45_side_by_side(results: pd.DataFrame, label: str, by: str = "val_pp") -> pd.DataFrame:
+    """Table 4 (valence) or 5 (arousal): the paper's best configuration per base model and initialisation
+    beside ours (chosen on validation), plus rows we ran that the paper does not have."""
+    if label not in TARGETS:
+        raise ValueError(f"label must be one of {TARGETS}, got {label!r}")
+    printed = paper.table4() if label == "valence" else paper.table5()
+    best = best_per_label(results, by) if len(results) else pd.DataFrame()
+    rows = []
+    for p in printed.itertuples(index=False):
+        paper_text = _options_text({"inflation": p.inflation, "dilation": DILATIONS[p.dilation],
+                                    "mask_center": p.masking, "init": p.centered_init, "multiplier": p.multiplier})
+        paper_text["Init (non-centre)"] = p.centered_init.capitalize()  # as printed, copied rows included
+        ours = _our_pick(best, p.base_model, p.init, label)
+        entry = {"Base model": p.base_model, "Initialisation": p.init}
+        entry.update({f"{k} (paper)": v for k, v in paper_text.items()})
+        if ours is None:
+            entry["ours"] = _status_for(results, p.base_model, p.init)
+        else:
+            entry.update({f"{k} (ours)": v for k, v in _options_text(ours).items()})
+            entry["ours"] = SOURCE_LABELS[ours["source"]]
+        rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def table6_side_by_side(results: pd.DataFrame, by: str = "val_pp") -> pd.DataFrame:
+    """Table 6: PCC, CCC and MAPE on test for the best configuration per label, the paper's beside ours,
+    with the 95% bootstrap interval of our CCC (over test videos)."""
+    best = best_per_label(results, by) if len(results) else pd.DataFrame()
+    rows = []
+    for p in paper.table6().itertuples(index=False):
+        entry = {"Base model": p.base_model, "Initialisation": p.init}
+        for label in TARGETS:
+            ours = _our_pick(best, p.base_model, p.init, label)
+            entry[f"{label} PCC (paper)"] = getattr(p, f"{label}_PCC")
+            entry[f"{label} PCC (ours)"] = np.nan if ours is None else ours[f"{label}_PCC"]
+            entry[f"{label} CCC (paper)"] = getattr(p, f"{label}_CCC")
+            entry[f"{label} CCC (ours)"] = np.nan if ours is None else ours[f"{label}_CCC"]
+            entry[f"{label} CCC 95% CI (ours)"] = ("" if ours is None else
+                                                   f"[{ours[f'{label}_CCC_lo']:.3f}, {ours[f'{label}_CCC_hi']:.3f}]")
+            entry[f"{label} MAPE % (paper)"] = getattr(p, f"{label}_MAPE")
+            entry[f"{label} MAPE % (ours)"] = np.nan if ours is None else ours[f"{label}_MAPE"]
+        sources = {_our_pick(best, p.base_model, p.init, t)["source"] for t in TARGETS
+                   if _our_pick(best, p.base_model, p.init, t) is not None}
+        entry["ours from"] = (", ".join(SOURCE_LABELS[s] for s in sorted(sources)) if sources
+                              else _status_for(results, p.base_model, p.init))
+        rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def configuration_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Every configuration that ran: options, validation CCC (selection) and test CCC, one row each."""
+    ok = results[results["status"] == "ok"]
+    rows = []
+    for _, r in ok.iterrows():
+        entry = {"Base model": r["base_model"], "Source": SOURCE_LABELS[r["source"]], "Preset": r["preset"] or "—"}
+        entry.update(_options_text(r))
+        for label in TARGETS:
+            entry[f"val {label} CCC"] = r[f"val_pp_{label}_CCC"]
+            entry[f"test {label} CCC"] = r[f"{label}_CCC"]
+        entry["best epoch"] = r["best_epoch"]
+        rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def parameter_table(grid: list[dict]) -> pd.DataFrame:
+    """Parameters of the 2D network and of its inflated i3D-CNN for the base models of a grid, at the grid's
+    width and at full width (§4.5: "three times greater")."""
+    rows = []
+    for backbone, width in dict.fromkeys((r["backbone"], r["width"]) for r in grid):
+        for w in dict.fromkeys((width, 1.0)):
+            c = parameter_counts(backbone, w)
+            rows.append({"Base model": PAPER_NAMES[backbone], "width": w, "2D params": c["params_2d"],
+                         "i3D params": c["params_3d"], "ratio": c["ratio"], "conv ratio": c["conv_ratio"]})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------------
+
+def plot_validation_ccc(ax, results: pd.DataFrame) -> None:
+    """Validation CCC (after post-processing) of every configuration that ran, valence and arousal side by
+    side: how sensitive the i3D is to Table 3's options (§4.5)."""
+    table = configuration_table(results)
+    names = [f"{r['Base model']} / {r['Source'].split(' ')[0]} / {r['Preset'] if r['Preset'] != '—' else 'mix'}"
+             for _, r in table.iterrows()]
+    y = np.arange(len(table))
+    for k, (label, colour) in enumerate(zip(TARGETS, ("tab:blue", "tab:orange"))):
+        ax.barh(y + (k - 0.5) * 0.38, table[f"val {label} CCC"], height=0.38, color=colour, label=label)
+    ax.set_yticks(y, names, fontsize=8)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("validation CCC (after post-processing)")
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def plot_traces(axes, record: VideoRecord, pred: np.ndarray, title: str = "") -> None:
+    """Predicted (before post-processing) and annotated valence/arousal of one video on its label timeline."""
+    for d, (ax, label) in enumerate(zip(axes, TARGETS)):
+        ax.plot(record.label_times, record.labels[:, d], color="black", lw=1.2, label="annotation (fused)")
+        ax.plot(record.label_times, pred[:, d], color="tab:red", lw=1.0, label="i3D prediction")
+        ax.set_ylabel(label)
+        ax.set_ylim(-1, 1)
+    axes[0].set_title(title, fontsize=9)
+    axes[0].legend(fontsize=8, loc="upper right")
+    axes[-1].set_xlabel("time (s)")
+
+
+__all__ = ["I3DClips", "best_per_label", "check_row", "clip_sets", "configuration_table", "experiment", "i3d_grid",
+           "initial_weights", "load_predictions", "model_kwargs", "option_grid", "parameter_table",
+           "plot_traces", "plot_validation_ccc", "preset_of", "preset_options", "resize_clip", "run_grid",
+           "run_i3d", "split_predictions", "table3_side_by_side", "table45_side_by_side", "table6_side_by_side",
+           "train_config", "unavailable"]
