@@ -103,3 +103,12 @@ def test_data_fingerprint_sees_content_and_names(tmp_path):
     assert data_fingerprint(tmp_path) != third
     with pytest.raises(FileNotFoundError, match="missing"):
         data_fingerprint(tmp_path / "missing")
+
+
+def test_summaries_round_trip_and_name_the_chapter_when_missing(tmp_path):
+    from emorec.experiments import read_summary, write_summary
+
+    write_summary(tmp_path, "smoke", "table2", {"best": {"valence_CCC": 0.6}})
+    assert read_summary(tmp_path, "smoke", "table2", "04_4_cnn_lstm") == {"best": {"valence_CCC": 0.6}}
+    with pytest.raises(FileNotFoundError, match="04_5_i3d"):
+        read_summary(tmp_path, "smoke", "table6", "04_5_i3d")

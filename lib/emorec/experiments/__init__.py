@@ -1,5 +1,6 @@
 """Experiments of §4: one configuration → one result row, cached as artefacts (DESIGN §7)."""
 
-from .cache import ArtefactStore, Experiment, data_fingerprint, source_fingerprint
+from .cache import (ArtefactStore, Experiment, data_fingerprint, read_summary, source_fingerprint,
+                    write_summary)
 
-__all__ = ["ArtefactStore", "Experiment", "data_fingerprint", "source_fingerprint"]
+__all__ = ["ArtefactStore", "Experiment", "data_fingerprint", "read_summary", "source_fingerprint", "write_summary"]

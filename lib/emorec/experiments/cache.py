@@ -136,3 +136,24 @@ class ArtefactStore:
             config = json.loads((folder.parent / "config.json").read_text())
             rows.append({"config": config["config"], "result": json.loads(folder.read_text())})
         return rows
+
+
+def write_summary(artefact_root, profile: str, name: str, summary: dict) -> Path:
+    """Save a chapter's headline results (e.g. the best models of Table 2) for later chapters.
+
+    Chapter 5 compares the best models of chapters 4.4 and 4.5 without retraining or repeating
+    their grids: it reads these summaries. Written atomically, as JSON."""
+    folder = resolve(artefact_root) / profile / "summaries"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    _write_json(path, summary)
+    return path
+
+
+def read_summary(artefact_root, profile: str, name: str, chapter: str) -> dict:
+    """A summary written by :func:`write_summary`; a clear error naming the chapter that writes it."""
+    path = resolve(artefact_root) / profile / "summaries" / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: run chapter {chapter} with profile {profile!r} first "
+                                f"(python -m emorec.book --profile {profile} --only {chapter})")
+    return json.loads(path.read_text())
