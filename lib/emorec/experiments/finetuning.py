@@ -1,0 +1,520 @@
+"""Table 1 (§3.1, §4.3): fine-tuning 2D-CNNs on RAF-DB's seven basic expressions, one cached run per row.
+
+A row is (architecture, pre-training source, first fine-tuned block). The paper starts from ImageNet
+or VGG-Face weights; neither can be downloaded here, so a row asking for them runs only when the
+weights file is present and otherwise reports how to enable it. Two embedded sources stand in:
+
+- ``"scratch"``: random initialisation;
+- ``"identity"``: the same architecture first trained to tell apart the synthetic identities of the
+  RAF-like set (``identities.csv``), VGG-Face's task on our faces — a *synthetic VGG-Face analogue*.
+  That pre-training is itself a cached experiment, shared by every row that starts from it.
+
+Training follows §4.3: Adam, batch 16, lr 1e-5 (paper profile), inverse-frequency class weights,
+rotation/flip/brightness augmentation, early stopping on a validation split carved from the training
+set (identity-disjoint when identities are known), accuracy on the test split. Each finished run keeps
+``best.pt`` (:func:`emorec.train.fit`) in its artefact folder, so the video models of §4.4-4.5 can start
+from it (:func:`best_expression_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Subset
+
+from emorec import paper
+from emorec.data.rafdb import EMOTIONS, read_identities, read_labels
+from emorec.models import (BLOCKS, CNN2D, DEFAULT_INPUT_SIZE, PAPER_NAMES, imagenet_weights_file,
+                           vggface_weights_file)
+from emorec.train import TrainConfig, fit, predict
+
+from ..paths import resolve
+from .cache import ArtefactStore, Experiment, data_fingerprint
+
+TABLE = "table1"
+PRETRAIN_TABLE = "table1_identity"
+INDEX = "index.json"
+#: Library modules a Table-1 run depends on: editing one of them reruns the table (DESIGN §7).
+MODULES = ("emorec.models", "emorec.train", "emorec.inflation", "emorec.data.rafdb",
+           "emorec.experiments.finetuning")
+SOURCES = ("imagenet", "vggface", "identity", "scratch")
+PUBLISHED = ("imagenet", "vggface")
+#: How each source is named in tables; stand-ins say so.
+SOURCE_LABELS = {"imagenet": "ImageNet", "vggface": "VGG-Face",
+                 "identity": "identity (synthetic VGG-Face analogue)", "scratch": "scratch (random init, ours)"}
+#: The paper's pre-training source a row corresponds to (None: no counterpart in Table 1).
+PAPER_SOURCE = {"imagenet": "ImageNet", "vggface": "VGG-Face", "identity": "VGG-Face", "scratch": None}
+N_CLASSES = len(EMOTIONS)
+
+# Training settings per profile. The paper profile is §4.3's (100×80 input, lr 1e-5, batch 16; the
+# paper flattens VGG's 3×2 conv5 map, which pool_size (3, 2) reproduces). CPU profiles thin the
+# networks, shrink the input and raise the learning rate so that a few epochs suffice.
+_SETTINGS = {
+    "paper": dict(width=1.0, input_size=[100, 80], pool_size=[3, 2], lr=1e-5, batch_size=16, epochs=40,
+                  patience=5, val_fraction=0.1, pretrain=dict(lr=1e-4, epochs=40, patience=5)),
+    "cpu": dict(width=0.25, input_size=[48, 40], pool_size=[1, 1], lr=1e-3, batch_size=16, epochs=4,
+                patience=2, val_fraction=0.15, pretrain=dict(lr=1e-3, epochs=4, patience=2)),
+    "smoke": dict(width=0.125, input_size=[48, 40], pool_size=[1, 1], lr=1e-3, batch_size=16, epochs=2,
+                  patience=1, val_fraction=0.15, pretrain=dict(lr=1e-3, epochs=1, patience=1)),
+}
+_ROWS = {
+    "paper": ([("vgg11", "imagenet", b) for b in BLOCKS] + [("vgg11_bn", "imagenet", "Full")]
+              + [("vgg16", "vggface", b) for b in BLOCKS] + [("vgg16_bn", "vggface", "Full")]
+              + [("resnet50", "imagenet", "Full")]
+              + [("vgg16", "identity", b) for b in BLOCKS] + [("vgg16_bn", "identity", "Full")]
+              + [("vgg11", "scratch", "Full"), ("vgg16", "scratch", "Full")]),
+    "cpu": ([("vgg16", "identity", b) for b in ("Full", "Conv_3_1", "Conv_4_1", "Conv_5_1")]
+            + [("vgg16", "scratch", "Full"), ("vgg11", "scratch", "Full"), ("vgg11", "imagenet", "Full")]),
+    "smoke": [("vgg16", "identity", "Full"), ("vgg16", "identity", "Conv_4_1"), ("vgg11", "imagenet", "Full")],
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------
+
+def decode_images(paths, input_size=DEFAULT_INPUT_SIZE) -> np.ndarray:
+    """Read and resize images once: uint8 array ``[N, H, W, 3]``, RGB (§3.2: faces resized to 100×80)."""
+    h, w = (int(v) for v in input_size)
+    out = np.empty((len(paths), h, w, 3), np.uint8)
+    for i, path in enumerate(paths):
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ValueError(f"{path}: not a readable image")
+        out[i] = cv2.cvtColor(cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    return out
+
+
+class RafDataset(Dataset):
+    """One split of a RAF-DB basic folder (real or RAF-like), decoded once into memory (§4.1, §4.3).
+
+    Items are ``(image, target)``: RGB float ``[3, H, W]`` in [0, 1] and the class index (emotion
+    0..6 in RAF-DB order, or identity 0..K−1 after :meth:`with_identity_targets`). ``table`` holds
+    the label file's rows (plus ``identity`` where ``identities.csv`` exists); ``labels`` the targets.
+    """
+
+    def __init__(self, root, split: str = "train", input_size=DEFAULT_INPUT_SIZE):
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        table = read_labels(root, check_images=True)
+        table = table[table["split"] == split].reset_index(drop=True)
+        if table.empty:
+            raise ValueError(f"{Path(root) / 'EmoLabel' / 'list_patition_label.txt'}: no {split} images listed")
+        if (Path(root) / "identities.csv").exists():
+            ids = read_identities(root).set_index("image")["identity"]
+            missing = sorted(set(table["image"]) - set(ids.index))
+            if missing:
+                raise ValueError(f"{Path(root) / 'identities.csv'}: no identity for {missing[:3]}")
+            table["identity"] = ids.loc[table["image"]].to_numpy()
+        self.table = table
+        self.images = decode_images(table["path"], input_size)
+        self.labels = table["label"].to_numpy(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        x = torch.from_numpy(self.images[i]).permute(2, 0, 1).float().div_(255.0)
+        return x, int(self.labels[i])
+
+    @property
+    def has_identities(self) -> bool:
+        return "identity" in self.table
+
+    def with_identity_targets(self) -> "RafDataset":
+        """The same images (shared, not copied) with identity classes 0..K−1 as targets."""
+        if not self.has_identities:
+            raise ValueError("this RAF folder has no identities.csv (only the synthetic RAF-like set has one)")
+        other = object.__new__(RafDataset)
+        other.table, other.images = self.table, self.images
+        _, other.labels = np.unique(self.table["identity"].to_numpy(), return_inverse=True)
+        other.labels = other.labels.astype(np.int64)
+        return other
+
+
+def validation_split(table: pd.DataFrame, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, validation)`` carved from a training table for early stopping (§4.3).
+
+    Identity-disjoint when the table has an ``identity`` column (whole identities go to validation
+    until ``fraction`` of the images is reached); otherwise stratified by label. Never the test set.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must lie in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    n = len(table)
+    val = np.zeros(n, bool)
+    if "identity" in table:
+        ids = table["identity"].to_numpy()
+        for who in rng.permutation(np.unique(ids)):
+            if val.sum() >= fraction * n:
+                break
+            val |= ids == who
+    else:
+        labels = table["label"].to_numpy()
+        for c in np.unique(labels):
+            members = rng.permutation(np.flatnonzero(labels == c))
+            val[members[:int(round(fraction * len(members)))]] = True
+    if val.all() or not val.any():
+        raise ValueError(f"cannot carve a validation split of {fraction} from {n} training images")
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+def _identity_holdout(identities: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-identity hold-out for the identity pre-training (every identity on both sides)."""
+    rng = np.random.default_rng(seed)
+    val = np.zeros(len(identities), bool)
+    for who in np.unique(identities):
+        members = rng.permutation(np.flatnonzero(identities == who))
+        if len(members) >= 3:
+            val[members[:max(1, int(round(fraction * len(members))))]] = True
+    return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+# ------------------------------------------------------------------------------------------------
+# Grids
+# ------------------------------------------------------------------------------------------------
+
+def table1_grid(profile: str) -> list[dict]:
+    """The Table-1 configurations run in ``profile`` (§4.3, Table 1), as plain dicts.
+
+    ``paper``: every row of the paper's Table 1 (VGG-11 ImageNet Full … Conv_5_1, VGG-11-BN ImageNet,
+    VGG-16 VGG-Face Full … Conv_5_1, VGG-16-BN VGG-Face), ResNet50 ImageNet, and the embedded
+    stand-ins. ``cpu`` and ``smoke``: reduced grids on thinned networks. Rows with published weights
+    are always full width (the only width those weights exist at).
+    """
+    if profile not in _SETTINGS:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(_SETTINGS)}")
+    settings = _SETTINGS[profile]
+    grid = []
+    for backbone, source, block in _ROWS[profile]:
+        row = {k: v for k, v in settings.items() if k != "pretrain"}
+        row.update(backbone=backbone, model=PAPER_NAMES[backbone], source=source, block=block,
+                   augment=True, class_weighting=True)
+        row["pretrain"] = dict(settings["pretrain"]) if source == "identity" else None
+        if source in PUBLISHED:
+            row["width"] = 1.0
+        grid.append(row)
+    return grid
+
+
+def check_row(row: dict) -> None:
+    """Raise ValueError naming the problem if ``row`` is not a valid Table-1 configuration."""
+    needed = {"backbone", "source", "block", "width", "input_size", "pool_size", "lr", "batch_size",
+              "epochs", "patience", "val_fraction", "augment", "class_weighting", "pretrain"}
+    missing = needed - set(row)
+    if missing:
+        raise ValueError(f"Table-1 row lacks {sorted(missing)}: {row}")
+    if row["source"] not in SOURCES:
+        raise ValueError(f"unknown pre-training source {row['source']!r}; choose one of {SOURCES}")
+    if row["block"] not in BLOCKS:
+        raise ValueError(f"unknown block {row['block']!r}; choose one of {BLOCKS}")
+    if row["backbone"] not in PAPER_NAMES:
+        raise ValueError(f"unknown backbone {row['backbone']!r}; choose one of {tuple(PAPER_NAMES)}")
+    if (row["source"] == "identity") != isinstance(row["pretrain"], dict):
+        raise ValueError(f"row {row['backbone']}/{row['source']}: 'pretrain' settings belong to identity rows only")
+
+
+def model_config(row: dict, weights=None, num_outputs: int = N_CLASSES, seed: int = 0,
+                 finetune_from: str | None = None) -> dict:
+    """The :func:`emorec.models.build_model` configuration of a row (§3.1 head: FC 512 → 128 → 7)."""
+    return dict(kind="cnn2d", backbone=row["backbone"], task="classification", num_outputs=num_outputs,
+                width=row["width"], weights=None if weights is None else str(weights),
+                finetune_from=finetune_from or row["block"], pool_size=list(row["pool_size"]), seed=seed)
+
+
+def train_config(row: dict, seed: int, num_classes: int = N_CLASSES, pretrain: bool = False) -> TrainConfig:
+    """§4.3's training settings for a row: Adam, class weights, augmentation, early stopping."""
+    opts = row["pretrain"] if pretrain else row
+    return TrainConfig(task="classification", lr=opts["lr"], batch_size=row["batch_size"], epochs=opts["epochs"],
+                       patience=opts["patience"], class_weighting=row["class_weighting"], num_classes=num_classes,
+                       augment=row["augment"], seed=seed, verbose=False, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# Running the grid
+# ------------------------------------------------------------------------------------------------
+
+def classification_scores(true, pred, n_classes: int = N_CLASSES) -> dict:
+    """Accuracy, balanced accuracy (mean recall) and macro-F1 over the classes present in ``true``,
+    plus the confusion matrix (rows: true class, columns: predicted) — Table 1's metric and two
+    imbalance-aware extras."""
+    true, pred = np.asarray(true, np.int64), np.asarray(pred, np.int64)
+    confusion = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(confusion, (true, pred), 1)
+    present = confusion.sum(1) > 0
+    tp = np.diag(confusion).astype(float)
+    recall = tp[present] / confusion.sum(1)[present]
+    predicted = confusion.sum(0)[present]
+    precision = np.divide(tp[present], predicted, out=np.zeros_like(recall), where=predicted > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(recall),
+                   where=precision + recall > 0)
+    return {"accuracy": float(tp.sum() / len(true)), "balanced_accuracy": float(recall.mean()),
+            "macro_f1": float(f1.mean()), "confusion": confusion.tolist()}
+
+
+class _Data:
+    """The decoded train/test splits of one RAF folder, per input size (decoded once per grid)."""
+
+    def __init__(self, root: Path):
+        self.root, self._cache = root, {}
+
+    def splits(self, input_size) -> tuple[RafDataset, RafDataset]:
+        key = tuple(input_size)
+        if key not in self._cache:
+            self._cache[key] = (RafDataset(self.root, "train", key), RafDataset(self.root, "test", key))
+        return self._cache[key]
+
+
+def _unavailable(row: dict) -> str | None:
+    """None if the row's published weights are on disk, else the models' own FileNotFoundError text."""
+    if row["source"] not in PUBLISHED:
+        return None
+    path = (imagenet_weights_file(row["backbone"])[0] if row["source"] == "imagenet" else vggface_weights_file())
+    if path.is_file():
+        return None
+    try:  # let emorec.models say what is missing and how to get it
+        CNN2D(**{k: v for k, v in model_config(row, row["source"]).items() if k != "kind"})
+    except FileNotFoundError as err:
+        return f"not available offline: {err}"
+    return None
+
+
+def _pretrain_identity(row: dict, data: _Data, seed: int, fingerprint: str, store: ArtefactStore) -> Experiment:
+    """The identity-classification pre-training of the VGG-Face stand-in (§3.1), run or loaded."""
+    config = {"task": "identity classification", "backbone": row["backbone"], "width": row["width"],
+              "input_size": list(row["input_size"]), "pool_size": list(row["pool_size"]),
+              "batch_size": row["batch_size"], "val_fraction": row["val_fraction"], "augment": row["augment"],
+              "class_weighting": row["class_weighting"], "pretrain": dict(row["pretrain"]), "seed": seed}
+    exp = Experiment(PRETRAIN_TABLE, config, data=fingerprint, modules=MODULES)
+
+    def run(work: Path) -> dict:
+        train, _ = data.splits(row["input_size"])
+        fit_idx, _ = validation_split(train.table, row["val_fraction"], seed)  # expression validation stays unseen
+        ids = train.with_identity_targets()
+        inner_train, inner_val = _identity_holdout(ids.labels[fit_idx], row["val_fraction"], seed)
+        n_ids = int(ids.labels.max()) + 1
+        model = CNN2D(**{k: v for k, v in model_config(row, None, n_ids, seed, "Full").items() if k != "kind"})
+        start = time.perf_counter()
+        result = fit(model, Subset(ids, fit_idx[inner_train]), Subset(ids, fit_idx[inner_val]),
+                     train_config(row, seed, n_ids, pretrain=True), work)
+        return {"val_accuracy": float(result.best_metric), "best_epoch": result.best_epoch,
+                "epochs_run": len(result.history), "n_identities": n_ids, "n_train": int(len(inner_train)),
+                "n_val": int(len(inner_val)), "seconds": round(time.perf_counter() - start, 1)}
+
+    store.run(exp, run)
+    return exp
+
+
+def _finetune(row: dict, weights, data: _Data, seed: int, work: Path) -> dict:
+    """Fine-tune one row on the expression labels, keep ``best.pt``, score the test split (§4.3)."""
+    train, test = data.splits(row["input_size"])
+    fit_idx, val_idx = validation_split(train.table, row["val_fraction"], seed)
+    model = CNN2D(**{k: v for k, v in model_config(row, weights, N_CLASSES, seed).items() if k != "kind"})
+    config = train_config(row, seed)
+    start = time.perf_counter()
+    result = fit(model, Subset(train, fit_idx), Subset(train, val_idx), config, work)
+    seconds = time.perf_counter() - start
+    pred = predict(model, test, config).argmax(1)
+    pd.DataFrame({"image": test.table["image"], "label": test.labels, "pred": pred}).to_csv(
+        work / "test_predictions.csv", index=False)
+    scores = classification_scores(test.labels, pred)
+    return {"status": "ok", **scores, "val_accuracy": float(result.best_metric), "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history), "n_train": int(len(fit_idx)), "n_val": int(len(val_idx)),
+            "n_test": len(test), "seconds": round(seconds, 1)}
+
+
+def run_table1(grid: list[dict], data_root, artefact_root="artefacts", profile: str = "cpu",
+               seed: int = 0) -> pd.DataFrame:
+    """Run (or load from the artefact cache) every row of a Table-1 grid (§4.3, Table 1).
+
+    ``data_root`` is a RAF-DB basic folder (real, or the RAF-like set of
+    :func:`emorec.data.synthetic.ensure_corpora`). Each row is an :class:`Experiment` keyed by its
+    configuration, the folder's :func:`data_fingerprint` and the source of :data:`MODULES`; a rerun
+    with nothing changed loads instantly. Rows whose published weights are absent are reported, not
+    run (and not cached, so adding the file later runs them). Returns one row per configuration with
+    accuracies in percent.
+    """
+    for row in grid:
+        check_row(row)
+    root = resolve(data_root)
+    fingerprint = data_fingerprint(root)
+    store, data = ArtefactStore(artefact_root, profile), _Data(root)
+    rows, index = [], {"rows": [], "identity": {}}
+    for row in grid:
+        missing = _unavailable(row)
+        if missing:
+            rows.append(_table_row(row, {"status": missing}, None))
+            continue
+        config, weights = dict(row, seed=seed), row["source"] if row["source"] in PUBLISHED else None
+        if row["source"] == "identity":
+            pre = _pretrain_identity(row, data, seed, fingerprint, store)
+            weights = store.folder(pre) / "best.pt"
+            config["pretrained_key"] = pre.key
+            index["identity"][row["backbone"]] = pre.key
+        exp = Experiment(TABLE, config, data=fingerprint, modules=MODULES)
+        result = store.run(exp, lambda work: _finetune(row, weights, data, seed, work))
+        index["rows"].append({"key": exp.key, "backbone": row["backbone"]})
+        rows.append(_table_row(row, result, exp.key))
+    _write_index(store.root / TABLE, index)
+    return pd.DataFrame(rows)
+
+
+def _table_row(row: dict, result: dict, key: str | None) -> dict:
+    pct = {k: 100 * result[k] if k in result else np.nan for k in ("accuracy", "balanced_accuracy", "macro_f1",
+                                                                     "val_accuracy")}
+    return {"model": PAPER_NAMES[row["backbone"]], "backbone": row["backbone"], "source": row["source"],
+            "pretraining": SOURCE_LABELS[row["source"]], "block": row["block"], "width": row["width"],
+            "input": "×".join(str(v) for v in row["input_size"]), "status": result["status"], **pct,
+            "best_epoch": result.get("best_epoch"), "epochs_run": result.get("epochs_run"),
+            "seconds": result.get("seconds"), "confusion": result.get("confusion"), "key": key}
+
+
+def _write_index(folder: Path, index: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / (INDEX + ".tmp")
+    tmp.write_text(json.dumps(index, indent=1))
+    os.replace(tmp, folder / INDEX)
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoints for the video models (§3.3, Figure 2's second transfer)
+# ------------------------------------------------------------------------------------------------
+
+def _current_folder(store: ArtefactStore, table: str, key: str) -> Path | None:
+    """The finished artefact ``key`` of ``table`` if it is still valid for today's library source."""
+    folder = store.root / table / key
+    try:
+        saved = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    exp = Experiment(saved["table"], saved["config"], saved["data"], tuple(saved["modules"]))
+    ok = exp.key == key and (folder / "result.json").is_file() and (folder / "best.pt").is_file()
+    return folder if ok else None
+
+
+def _read_index(store: ArtefactStore) -> dict:
+    path = store.root / TABLE / INDEX
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: no Table-1 results for profile {store.root.name!r}; "
+                                f"run chapter 04_3_finetuning first")
+    return json.loads(path.read_text())
+
+
+def best_expression_checkpoint(artefact_root="artefacts", profile: str = "cpu", backbone: str = "vgg16") -> Path:
+    """``best.pt`` of the Table-1 model of ``backbone`` with the highest *validation* accuracy (§3.1, §4.3).
+
+    The "RAF-DB" initialisation of the CNN-LSTM (§4.4) and i3D (§4.5): load it with
+    :func:`emorec.models.load_model`, or pass it as ``weights=`` to ``CNN2D``/``CNNLSTM``/``I3D``. Only
+    runs of the latest :func:`run_table1` call that are still valid for the current library count.
+    """
+    store = ArtefactStore(artefact_root, profile)
+    best, best_val = None, -np.inf
+    for entry in _read_index(store)["rows"]:
+        folder = _current_folder(store, TABLE, entry["key"]) if entry["backbone"] == backbone else None
+        if folder is not None:
+            val = json.loads((folder / "result.json").read_text())["val_accuracy"]
+            if val > best_val:  # ties keep the earlier row of the grid
+                best, best_val = folder / "best.pt", val
+    if best is None:
+        raise FileNotFoundError(f"no current Table-1 checkpoint of {backbone!r} under {store.root / TABLE}; "
+                                f"run chapter 04_3_finetuning first (profile {profile!r})")
+    return best
+
+
+def identity_checkpoint(artefact_root="artefacts", profile: str = "cpu", backbone: str = "vgg16") -> Path:
+    """``best.pt`` of the identity pre-training (the synthetic VGG-Face analogue, §3.1) used by Table 1."""
+    store = ArtefactStore(artefact_root, profile)
+    key = _read_index(store)["identity"].get(backbone)
+    folder = None if key is None else _current_folder(store, PRETRAIN_TABLE, key)
+    if folder is None:
+        raise FileNotFoundError(f"no current identity pre-training of {backbone!r} under "
+                                f"{store.root / PRETRAIN_TABLE}; run chapter 04_3_finetuning first "
+                                f"(profile {profile!r})")
+    return folder / "best.pt"
+
+
+# ------------------------------------------------------------------------------------------------
+# Presentation: the paper's values beside ours
+# ------------------------------------------------------------------------------------------------
+
+def side_by_side(ours: pd.DataFrame, profile: str) -> pd.DataFrame:
+    """Table 1 of the paper with this run's results beside it (§4.3).
+
+    Our rows are matched to the paper's on (model, pre-training, block), stand-ins to the source they
+    replace (identity → VGG-Face) and labelled as such; paper rows this profile did not run say so;
+    our rows without a counterpart (scratch, ResNet50) and the cited baselines follow.
+    """
+    ref = paper.table1()
+    proposed = ref[ref["reference"] == "Proposed"]
+    ours = ours.assign(paper_source=ours["source"].map(PAPER_SOURCE))
+    out, used = [], set()
+    for _, p in proposed.iterrows():
+        hits = ours[(ours["model"] == p["model"]) & (ours["paper_source"] == p["pretraining"])
+                    & (ours["block"] == p["block"])]
+        for i, o in hits.iterrows():
+            used.add(i)
+            out.append(_joined(p, o))
+        if hits.empty:
+            out.append(_joined(p, None, f"not in the {profile} grid"))
+    for i, o in ours.iterrows():
+        if i not in used:
+            out.append(_joined(None, o))
+    for _, p in ref[ref["reference"] != "Proposed"].iterrows():
+        out.append(_joined(p, None, f"cited baseline ({p['reference']})"))
+    return pd.DataFrame(out)
+
+
+def _joined(p, o, note: str = "") -> dict:
+    ok = o is not None and o["status"] == "ok"
+    if o is not None and not ok:
+        note = o["status"]
+    return {"model": (p if p is not None else o)["model"],
+            "pre-training (paper)": p["pretraining"] if p is not None and isinstance(p["pretraining"], str) else "",
+            "block": (p["block"] if p is not None else o["block"]) or "NA",
+            "paper acc. (%)": p["accuracy"] if p is not None else np.nan,
+            "our pre-training": o["pretraining"] if o is not None else "",
+            "our acc. (%)": o["accuracy"] if ok else np.nan,
+            "our balanced acc. (%)": o["balanced_accuracy"] if ok else np.nan,
+            "our macro-F1 (%)": o["macro_f1"] if ok else np.nan,
+            "note": note}
+
+
+def plot_confusion(ax, confusion, title: str = "") -> None:
+    """Row-normalised confusion matrix (true emotion × predicted), counts written in the cells."""
+    counts = np.asarray(confusion, float)
+    rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), n in np.ndenumerate(counts):
+        ax.text(j, i, f"{int(n)}", ha="center", va="center", fontsize=8,
+                color="white" if rates[i, j] > 0.6 else "black")
+    ax.set_xticks(range(N_CLASSES), EMOTIONS, rotation=45, ha="right")
+    ax.set_yticks(range(N_CLASSES), EMOTIONS)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+
+
+def plot_block_effect(ax, ours: pd.DataFrame) -> None:
+    """Test accuracy against the first fine-tuned block: the paper's curves (dashed) and ours (§4.3)."""
+    ref = paper.table1()
+    x = np.arange(len(BLOCKS))
+    for (model, source), part in ref[ref["block"].isin(BLOCKS)].groupby(["model", "pretraining"], sort=False):
+        if len(part) > 1:
+            pos = [BLOCKS.index(b) for b in part["block"]]
+            ax.plot(pos, part["accuracy"], "--o", alpha=0.6, label=f"paper: {model}, {source}")
+    done = ours[ours["status"] == "ok"]
+    for (model, label), part in done.groupby(["model", "pretraining"], sort=False):
+        if len(part) > 1:
+            part = part.assign(pos=[BLOCKS.index(b) for b in part["block"]]).sort_values("pos")
+            ax.plot(part["pos"], part["accuracy"], "-s", label=f"ours: {model}, {label}")
+    ax.set_xticks(x, BLOCKS)
+    ax.set_xlabel("first fine-tuned block (earlier blocks frozen)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
