@@ -221,7 +221,7 @@ def run_cnn_lstm(config: dict, corpus: Corpus, checkpoint, store: ArtefactStore)
                               save_to=work / "predictions.npz")
         return {**row, "clips": {s: len(sets[s]) for s in SPLITS}, "best_epoch": result.best_epoch}
 
-    return store.run(experiment, run)
+    return {**store.run(experiment, run), "folder": str(store.folder(experiment))}
 
 
 def run_frame_baseline(config: dict, corpus: Corpus, checkpoint, store: ArtefactStore) -> dict:
@@ -248,7 +248,7 @@ def run_frame_baseline(config: dict, corpus: Corpus, checkpoint, store: Artefact
                               save_to=work / "predictions.npz")
         return {**row, "clips": {s: len(sets[s]) for s in SPLITS}, "best_epoch": result.best_epoch}
 
-    return store.run(experiment, run)
+    return {**store.run(experiment, run), "folder": str(store.folder(experiment))}
 
 
 class _PixelClips(Dataset):
@@ -289,7 +289,7 @@ def run_cnn_lstm_finetune(config: dict, corpus: Corpus, checkpoint, store: Artef
                               save_to=work / "predictions.npz")
         return {**row, "clips": {s: len(sets[s]) for s in SPLITS}, "best_epoch": result.best_epoch}
 
-    return store.run(experiment, run)
+    return {**store.run(experiment, run), "folder": str(store.folder(experiment))}
 
 
 # --------------------------------------------------------------------------------------------------
