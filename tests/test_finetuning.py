@@ -237,12 +237,20 @@ def test_missing_results_say_which_chapter_to_run(tmp_path):
         ft.identity_checkpoint(tmp_path, "cpu")
 
 
-def test_side_by_side_puts_stand_ins_next_to_the_source_they_replace(tiny_run):
-    ours = pd.DataFrame([ft._table_row(dict(tiny_row("vgg16", "identity", "Conv_4_1"), model="VGG-16"),
-                                       {"status": "ok", "accuracy": 0.5, "balanced_accuracy": 0.4,
-                                        "macro_f1": 0.3, "val_accuracy": 0.5}, "k")])
-    table = ft.side_by_side(ours, "cpu")
-    hit = table[(table["model"] == "VGG-16") & (table["block"] == "Conv_4_1")]
-    assert len(hit) == 1 and hit["paper acc. (%)"].item() == 79.9 and hit["our acc. (%)"].item() == 50.0
-    assert hit["our pre-training"].item().startswith("identity (synthetic")
-    assert (table["note"] == "not in the cpu grid").sum() == len(paper.table1().query("reference == 'Proposed'")) - 1
+def test_side_by_side_puts_stand_ins_next_to_the_source_they_replace():
+    def ours(backbone, model, block, acc):
+        return ft._table_row(dict(tiny_row(backbone, "identity", block), model=model),
+                             {"status": "ok", "accuracy": acc, "balanced_accuracy": 0.4, "macro_f1": 0.3,
+                              "val_accuracy": 0.5}, block)
+    rows = pd.DataFrame([ours("vgg16", "VGG-16", "Conv_4_1", 0.5), ours("vgg16_bn", "VGG-16-BN", "Full", 0.6),
+                         ours("vgg16_bn", "VGG-16-BN", "Conv_5_1", 0.7)])
+    table = ft.side_by_side(rows, "cpu")
+    mine = table[table["our model"] != ""].set_index("our acc. (%)")
+    assert mine.loc[50.0, ["paper model", "block", "paper acc. (%)"]].tolist() == ["VGG-16", "Conv_4_1", 79.9]
+    assert mine.loc[60.0, ["paper model", "block", "paper acc. (%)"]].tolist() == ["VGG-16-BN", "Full", 78.4]
+    # no BN row at Conv_5_1 in the paper: our BN model stands beside the plain one, and says so
+    assert mine.loc[70.0, ["paper model", "our model", "paper acc. (%)"]].tolist() == ["VGG-16", "VGG-16-BN", 74.4]
+    assert mine["our pre-training"].str.startswith("identity (synthetic").all()
+    n_paper = len(paper.table1().query("reference == 'Proposed'"))
+    assert (table["note"] == "not in the cpu grid").sum() == n_paper - 3
+    assert (table["block"] == "NA").sum() == 4  # the cited baselines
