@@ -35,12 +35,14 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import Dataset
 
 from .. import paper
 from ..data.clips import ClipDataset
-from ..models import I3D, PAPER_NAMES, PRESETS, imagenet_weights_file, parameter_counts, vggface_weights_file
+from ..models import BLOCKS, I3D, PAPER_NAMES, PRESETS, imagenet_weights_file, parameter_counts, vggface_weights_file
 from ..train import TrainConfig, fit, predict
+from ..train import checkpoint as ckpt
 from .cache import ArtefactStore, Experiment
 from .corpus import SPLITS, TARGETS, Corpus, VideoRecord
 from .evaluation import SplitPredictions, evaluate_splits, spread_clip_predictions, timeline_predictions
@@ -67,13 +69,13 @@ DILATIONS = {"I": [1, 1, 1, 1], "VIII": [1, 2, 4, 8]}  # Tables 4-5 print the tw
 _SETTINGS = {
     "paper": dict(width=1.0, input_size=[100, 80], seq_len=64, overlap=0.8, eval_overlap=0.8, fps=10,
                   tolerance=1, fusion="mean", batch_size=8, lr=1e-5, epochs=20, patience=5,
-                  finetune_from="Full", time_kernel=3, max_shift=10, n_boot=1000),
+                  finetune_from="Full", cache_frozen=False, time_kernel=3, max_shift=10, n_boot=1000),
     "cpu": dict(width=0.25, input_size=[48, 40], seq_len=16, overlap=0.5, eval_overlap=0.0, fps=10,
                 tolerance=1, fusion="mean", batch_size=8, lr=1e-4, epochs=3, patience=2,
-                finetune_from="Conv_4_1", time_kernel=3, max_shift=10, n_boot=1000),
+                finetune_from="Conv_4_1", cache_frozen=True, time_kernel=3, max_shift=10, n_boot=1000),
     "smoke": dict(width=0.125, input_size=[48, 40], seq_len=8, overlap=0.5, eval_overlap=0.5, fps=10,
                   tolerance=1, fusion="mean", batch_size=8, lr=1e-4, epochs=1, patience=1,
-                  finetune_from="Conv_4_1", time_kernel=3, max_shift=10, n_boot=200),
+                  finetune_from="Conv_4_1", cache_frozen=True, time_kernel=3, max_shift=10, n_boot=200),
 }
 #: (base model, source) pairs per profile; ``paper``: Table 6's pairs plus the VGG-Face stand-in.
 _PAIRS = {
@@ -238,6 +240,64 @@ def split_predictions(dataset: I3DClips, clip_preds: np.ndarray, fallback) -> Sp
 
 
 # --------------------------------------------------------------------------------------------------
+# Frozen stages computed once (CPU profiles)
+# --------------------------------------------------------------------------------------------------
+
+def frozen_stages(row: dict) -> int:
+    """How many of the five stages ``finetune_from`` freezes (Table 1's starting block; "Full": 0)."""
+    if row["finetune_from"] not in BLOCKS:
+        raise ValueError(f"unknown finetune_from {row['finetune_from']!r}; choose one of {BLOCKS}")
+    return BLOCKS.index(row["finetune_from"])
+
+
+class Suffix(nn.Module):
+    """The trainable part of an :class:`~emorec.models.I3D`: stages ``n_frozen`` … conv5, pooling and head,
+    sharing the model's modules (training it trains the model). Input: the frozen stages' output."""
+
+    def __init__(self, model: I3D, n_frozen: int):
+        super().__init__()
+        self.stages = nn.Sequential(*list(model.features.children())[n_frozen:])
+        self.pool, self.head, self.multiplier = model.pool, model.head, model.multiplier
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.pool(self.stages(z)), 1))
+
+
+def frozen_prefix(model: I3D, n_frozen: int) -> nn.Module:
+    """Normalisation and the first ``n_frozen`` inflated stages of ``model`` (eval mode: frozen)."""
+    return nn.Sequential(model.normalize, *list(model.features.children())[:n_frozen]).eval()
+
+
+class FrozenFeatureClips(Dataset):
+    """The clips of an :class:`I3DClips` passed once through the frozen stages (no gradient reaches them),
+    so that each epoch only runs the trainable stages: item = (feature map [C, T, h, w], label).
+    ``index``, ``records`` and ``seq_len`` are the pixel clips' (for spreading predictions to frames)."""
+
+    def __init__(self, model: I3D, n_frozen: int, clips: I3DClips, batch_size: int = 16):
+        prefix = frozen_prefix(model, n_frozen)
+        loader = torch.utils.data.DataLoader(clips, batch_size=batch_size, shuffle=False)
+        with torch.no_grad():
+            self.features = torch.cat([prefix(x) for x, _ in loader])
+        self.labels = torch.from_numpy(np.asarray(clips.labels, np.float32))
+        self.index, self.records, self.seq_len = clips.index, clips.records, clips.seq_len
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.features[i], self.labels[i]
+
+
+def _encode_sets(model: I3D, n_frozen: int, sets: dict) -> dict:
+    """Every clip set through the frozen stages; the training clips are encoded once with the train split's
+    prediction clips when they are the same windows (OR = evaluation OR)."""
+    out = {name: FrozenFeatureClips(model, n_frozen, d) for name, d in sets.items() if name != "fit"}
+    same = np.array_equal(sets["fit"].index, sets["train"].index)
+    out["fit"] = out["train"] if same else FrozenFeatureClips(model, n_frozen, sets["fit"])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # One run
 # --------------------------------------------------------------------------------------------------
 
@@ -304,13 +364,23 @@ def _train_and_score(row: dict, weights, corpus: Corpus, work: Path) -> dict:
     model = I3D(**model_kwargs(row, weights))
     settings = train_config(row, model)
     sets = clip_sets(corpus, row)
-    trained = fit(model, sets["fit"], sets["validation"], settings, work)
+    n_frozen = frozen_stages(row)
+    if row.get("cache_frozen") and n_frozen > 0:
+        sets = _encode_sets(model, n_frozen, sets)
+        trainee = Suffix(model, n_frozen)
+    else:
+        trainee = model
+    trained = fit(trainee, sets["fit"], sets["validation"], settings, work)
     train_seconds = time.perf_counter() - start
     fallback = np.concatenate([r.frame_labels for r in corpus.split("train")]).mean(axis=0)
-    preds = {s: split_predictions(sets[s], predict(model, sets[s], settings), fallback) for s in SPLITS}
+    preds = {s: split_predictions(sets[s], predict(trainee, sets[s], settings), fallback) for s in SPLITS}
     _save_predictions(preds, work / "predictions.npz")
     row_scores = evaluate_splits(preds, max_shift=row["max_shift"], n_boot=row["n_boot"], seed=row["seed"])
-    (work / "checkpoint.pt").unlink(missing_ok=True)  # best.pt is kept; the resumable state is not needed now
+    (work / ckpt.CHECKPOINT).unlink(missing_ok=True)  # the resumable state is not needed any more
+    if trainee is not model:  # best.pt as a complete I3D checkpoint (what load_model reads)
+        ckpt.save({"format": ckpt.FORMAT, "epoch": trained.best_epoch, "model": model.state_dict(),
+                   "model_config": ckpt.plain(model.config), "train_config": settings.to_dict(),
+                   "metric_name": settings.metric_name, "metric": trained.best_metric}, work / ckpt.BEST)
     return {"status": "ok", **row_scores, "best_epoch": trained.best_epoch, "epochs_run": len(trained.history),
             "val_clip_CCC": [h.get("val_CCC_mean") for h in trained.history],
             "clips": {s: len(d) for s, d in sets.items()}, "train_seconds": round(train_seconds, 1),
