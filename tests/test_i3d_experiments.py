@@ -45,6 +45,7 @@ def test_paper_grid_is_the_papers_design():
             init = "zero" if p.inflation == "copied" else p.centered_init
             assert (p.inflation, init, p.masking, tuple(i3d.DILATIONS[p.dilation]), float(p.multiplier)) in options
     assert len(options) == 24 and {r["preset"] for r in grid} == {"C1", "C2", None}
+    assert not any(r["cache_frozen"] for r in grid) and {r["finetune_from"] for r in grid} == {"Full"}
 
 
 @pytest.mark.parametrize("profile", ["cpu", "smoke"])
@@ -53,7 +54,9 @@ def test_reduced_grids_compare_c1_with_c2(profile):
     for row in grid:
         i3d.check_row(row)
     assert {r["preset"] for r in grid} == {"C1", "C2"}
-    assert len({r["seed"] if "seed" in r else 0 for r in grid}) == 1
+    # Thinned networks cannot take published weights (full width only): the stand-ins only.
+    assert all(r["width"] < 1 and r["source"] in ("raf", "identity") for r in grid)
+    assert all(r["cache_frozen"] and i3d.frozen_stages(r) == 3 for r in grid)
     with pytest.raises(ValueError, match="unknown profile"):
         i3d.i3d_grid("gpu")
 
