@@ -1,0 +1,581 @@
+"""Valence and arousal of any video with a trained model: the ``emorec predict`` path (§6, ours).
+
+The paper stops at test scores (§4-5); its conclusion (§6) talks of live applications. This module
+runs a checkpoint of the book (a 2D-CNN-LSTM of §3.3.1, an i3D-CNN of §3.3.2, or a frame-by-frame
+2D regressor) on a new video with the preprocessing of §3.2 and the post-processing of §3.4:
+
+1. frames are sampled at ``fps`` and MTCNN finds and crops the face (§3.2.1,
+   :func:`emorec.data.faces.extract_video`); frames without a face are kept in the table, marked;
+2. clips of ``seq_len`` consecutive face frames with overlapping ratio ``overlap`` (§3.2.2) go
+   through the model. Clips run over each *face segment* (a run of face frames with no gap larger
+   than ``tolerance``) from its first frame, and the last clip of a segment is aligned to its end,
+   so every face frame of a segment at least ``seq_len`` long is covered (ours: training drops the
+   tail instead, :func:`emorec.data.clips.make_windows`);
+3. a frame's value is the mean of the clips covering it
+   (:func:`emorec.experiments.evaluation.spread_clip_predictions`); frames without a face, or in a
+   face segment too short for one clip, stay NaN: marked, never invented;
+4. optionally the post-processing of §3.4 (time shift, centring, scaling) fitted on the training
+   and validation videos of the run that produced the checkpoint (its ``result.json``), with the
+   shift applied in seconds on the frame timeline.
+
+A checkpoint carries its model's configuration (:func:`emorec.models.load_model`); the sequence
+length, frame rate and input size the model was trained with are read from the checkpoint
+(``input_size``) and from its artefact folder's ``config.json`` when present.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .data import faces, video
+from .data.clips import make_windows, window_step
+from .experiments.evaluation import spread_clip_predictions
+from .postprocess import PostprocessParams
+
+TARGETS = ("valence", "arousal")
+DEFAULT_FPS = 10.0
+DEFAULT_OVERLAP = 0.5
+LABEL_STEP_S = 0.1  # the post-processing shift t counts 10 Hz label steps (§3.4, SEWA's rate)
+CROP_SIZE = (100, 80)  # §3.2.1: faces cropped to 100×80 (the corpus cache's size; models resize)
+OUTPUT_FILES = {"csv": "predictions.csv", "clips": "clips.csv", "timeseries": "timeseries.png",
+                "circumplex": "circumplex.png", "video": "annotated.mp4", "settings": "settings.json"}
+FRAME_COLUMNS = ["time", "frame", "source_frame", "face", "x1", "y1", "x2", "y2", "face_prob", "valence",
+                 "arousal", "valence_raw", "arousal_raw", "n_clips", "clip", "clip_valence", "clip_arousal"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The model and what its checkpoint records
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Predictor:
+    """A loaded checkpoint ready to predict: the model and the settings it was trained with."""
+
+    checkpoint: Path
+    model: torch.nn.Module
+    kind: str  # "cnn_lstm" | "i3d" | "cnn2d"
+    input_size: tuple[int, int]
+    trained: dict = field(default_factory=dict)  # seq_len, fps, overlap, tolerance as recorded
+    postprocess: dict | None = None  # per target, the §3.4 parameters recorded beside the checkpoint
+
+    @property
+    def multiplier(self) -> float:
+        return float(getattr(self.model, "multiplier", 1.0))
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def load_predictor(checkpoint) -> Predictor:
+    """Load a checkpoint of the book for prediction (§3.3 models; the settings of §3.2 it was trained with).
+
+    Raises FileNotFoundError for a missing file and ValueError, naming the file, for a file that is
+    not one of our checkpoints, is corrupt, or holds a model that does not predict valence and
+    arousal (e.g. Table 1's expression classifiers)."""
+    from .models import load_model
+    from .train.checkpoint import load_checkpoint
+
+    checkpoint = Path(checkpoint)
+    saved = load_checkpoint(checkpoint)
+    model = load_model(checkpoint)
+    kind = model.config.get("kind")
+    if kind == "cnn2d" and model.config.get("task") != "regression":
+        raise ValueError(f"checkpoint {checkpoint} is a {model.config.get('num_outputs')}-class expression "
+                         f"classifier (Table 1), not a valence/arousal model")
+    folder = checkpoint.parent
+    config = (_read_json(folder / "config.json") or {}).get("config")
+    config = config if isinstance(config, dict) else {}
+    size = saved.get("input_size") or config.get("input_size") or CROP_SIZE
+    trained = {k: config[k] for k in ("seq_len", "fps", "overlap", "tolerance") if config.get(k) is not None}
+    result = _read_json(folder / "result.json") or {}
+    recorded = {t: result.get(f"{t}_postprocess") for t in TARGETS}
+    postprocess = recorded if all(isinstance(v, dict) for v in recorded.values()) else None
+    return Predictor(checkpoint, model, kind, (int(size[0]), int(size[1])), trained, postprocess)
+
+
+# --------------------------------------------------------------------------------------------------
+# Clips over the face frames
+# --------------------------------------------------------------------------------------------------
+
+def prediction_windows(frame_numbers, seq_len: int, overlap: float, tolerance: float = 1) -> np.ndarray:
+    """First kept-frame position of each clip used for prediction (§3.2.2 windows, per face segment).
+
+    Windows of ``seq_len`` kept frames start every ``round(SL × (1 − OR))`` positions from the first
+    frame of each face segment (kept frames whose gaps are at most ``tolerance``); a segment whose
+    tail is not reached gets one more window aligned to its end. Segments shorter than ``seq_len``
+    get none."""
+    frames = np.asarray(frame_numbers, dtype=np.int64)
+    window_step(seq_len, overlap)  # ValueError for impossible values
+    if len(frames) == 0:
+        return np.zeros(0, np.int64)
+    breaks = np.flatnonzero(np.diff(frames) > tolerance) + 1
+    starts = []
+    for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(frames)]):
+        if b - a < seq_len:
+            continue
+        # make_windows on the segment alone: the same windowing rule as training, from the segment start
+        local = [w[0] for w in make_windows(frames[a:b], seq_len, overlap, tolerance)]
+        if local[-1] + seq_len < b - a:
+            local.append(b - a - seq_len)
+        starts.extend(a + s for s in local)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def _to_input(crops: np.ndarray, input_size) -> torch.Tensor:
+    """uint8 [N, H, W, 3] crops → float [N, 3, h, w] in [0, 1] at the model's input size (as in training)."""
+    from .experiments.temporal import resize_frames
+
+    frames = torch.from_numpy(np.array(crops)).movedim(-1, -3).float() / 255
+    return resize_frames(frames, input_size)
+
+
+def clip_predictions(predictor: Predictor, crops: np.ndarray, starts, seq_len: int, batch_size: int = 64,
+                     progress: bool = False) -> np.ndarray:
+    """Model output (valence, arousal) per clip [n_clips, 2]; clip j covers crops[starts[j]:+seq_len].
+
+    CNN-LSTM (§3.3.1): each face goes through the 2D network once and the LSTM runs on the clips'
+    feature sequences. i3D (§3.3.2): clips [B, 3, T, H, W], outputs divided by the target
+    multiplier. 2D regressor: the mean of the clip's frame predictions (the frame-by-frame baseline).
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    model, size = predictor.model, predictor.input_size
+    if len(starts) == 0:
+        return np.zeros((0, 2), np.float32)
+    bar = tqdm(total=len(crops) if predictor.kind != "i3d" else len(starts), desc="model",
+               unit="frame" if predictor.kind != "i3d" else "clip", disable=not progress, leave=False)
+    with torch.no_grad():
+        if predictor.kind == "i3d":
+            out = []
+            for b in range(0, len(starts), max(1, batch_size // seq_len)):
+                batch = starts[b:b + max(1, batch_size // seq_len)]
+                clips = torch.stack([_to_input(crops[s:s + seq_len], size).transpose(0, 1) for s in batch])
+                out.append(model(clips) / predictor.multiplier)
+                bar.update(len(batch))
+            bar.close()
+            return torch.cat(out).numpy()
+        per_frame = []
+        for b in range(0, len(crops), batch_size):
+            x = _to_input(crops[b:b + batch_size], size)
+            if predictor.kind == "cnn_lstm":
+                per_frame.append(torch.flatten(model.pool(model.features(model.normalize(x))), 1))
+            else:
+                per_frame.append(model(x))
+            bar.update(len(x))
+        bar.close()
+        per_frame = torch.cat(per_frame)
+        index = torch.from_numpy(starts[:, None] + np.arange(seq_len)[None, :])
+        if predictor.kind == "cnn_lstm":
+            return torch.cat([model.temporal(per_frame[index[b:b + 256]])
+                              for b in range(0, len(index), 256)]).numpy()
+        return per_frame[index].mean(dim=1).numpy()
+
+
+def nearest_clip(n_kept: int, starts, seq_len: int) -> np.ndarray:
+    """Per kept frame, the covering clip whose centre is nearest (the earlier on a tie); -1 if none."""
+    best, dist = np.full(n_kept, -1, np.int64), np.full(n_kept, np.inf)
+    for j, s in enumerate(np.asarray(starts, dtype=np.int64)):
+        pos = np.arange(s, s + seq_len)
+        d = np.abs(pos - (s + (seq_len - 1) / 2))
+        closer = d < dist[pos]
+        best[pos[closer]], dist[pos[closer]] = j, d[closer]
+    return best
+
+
+def track_predictions(predictor: Predictor, track: faces.FaceTrack, seq_len: int, overlap: float,
+                      tolerance: float = 1, progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per kept face of a crop-cache track: (values [N_kept, 2] NaN where no clip covers it, clip
+    starts, clip predictions [n_clips, 2]) — §3.2.2 windows, clip predictions spread over frames."""
+    starts = prediction_windows(track.kept_frames, seq_len, overlap, tolerance)
+    clips = clip_predictions(predictor, track.crops, starts, seq_len, progress=progress)
+    values = spread_clip_predictions(len(track.crops), starts, seq_len, clips)
+    return values, starts, clips
+
+
+# --------------------------------------------------------------------------------------------------
+# Post-processing on the frame timeline (§3.4)
+# --------------------------------------------------------------------------------------------------
+
+def _as_params(p) -> PostprocessParams:
+    if isinstance(p, PostprocessParams):
+        return p
+    if isinstance(p, Mapping):
+        return PostprocessParams(shift=int(p.get("shift", 0)), offset=float(p.get("offset", 0.0)),
+                                 pivot=float(p.get("pivot", 0.0)), factor=float(p.get("factor", 1.0)),
+                                 kept=tuple(p.get("kept", ())))
+    raise ValueError(f"post-processing parameters must be PostprocessParams or a dict, got {type(p).__name__}")
+
+
+def _params_dict(p) -> dict:
+    p = _as_params(p)
+    return {"shift": p.shift, "offset": p.offset, "pivot": p.pivot, "factor": p.factor, "kept": list(p.kept)}
+
+
+def postprocess_timeline(times, values, params) -> np.ndarray:
+    """The §3.4 pipeline on one series with gaps: Eq. (3)'s shift ``y(τ) = y'(τ + t·0.1 s)`` by
+    interpolation over the frames that have a value (ends held), then ``pivot + (y + offset −
+    pivot) × factor`` (Eqs. (2), (1)). NaN frames stay NaN."""
+    params = _as_params(params)
+    times, values = np.asarray(times, float), np.asarray(values, float)
+    out = values.copy()
+    ok = np.isfinite(values)
+    if params.shift and ok.sum() > 1:
+        out[ok] = np.interp(times[ok] + params.shift * LABEL_STEP_S, times[ok], values[ok])
+    return params.pivot + (out + params.offset - params.pivot) * params.factor
+
+
+# --------------------------------------------------------------------------------------------------
+# One video
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class VideoPrediction:
+    """What :func:`run_predict` returns: the frame table, the clip table and the settings used."""
+
+    frames: pd.DataFrame
+    clips: pd.DataFrame
+    settings: dict
+    timings: dict
+
+
+def _resolve_settings(predictor: Predictor, fps, seq_len, overlap, tolerance) -> dict:
+    trained = predictor.trained
+    fps = fps if fps is not None else trained.get("fps", DEFAULT_FPS)
+    if seq_len is None:
+        seq_len = trained.get("seq_len", 1 if predictor.kind == "cnn2d" else None)
+    if seq_len is None:
+        raise ValueError(f"checkpoint {predictor.checkpoint} does not record its sequence length (no "
+                         f"config.json beside it): give one (--seq-len)")
+    overlap = DEFAULT_OVERLAP if overlap is None else overlap
+    tolerance = trained.get("tolerance", 1) if tolerance is None else tolerance
+    window_step(int(seq_len), float(overlap))  # ValueError for impossible values
+    return {"fps": float(fps), "seq_len": int(seq_len), "overlap": float(overlap), "tolerance": float(tolerance)}
+
+
+def _postprocess_choice(predictor: Predictor, postprocess) -> dict | None:
+    if postprocess is None or postprocess == "none":
+        return None
+    if postprocess == "auto":
+        return predictor.postprocess
+    if isinstance(postprocess, Mapping) and set(TARGETS) <= set(postprocess):
+        return {t: postprocess[t] for t in TARGETS}
+    raise ValueError(f"postprocess must be None, 'none', 'auto' or a dict with {TARGETS}, got {postprocess!r}")
+
+
+def frame_table(track: faces.FaceTrack, values: np.ndarray, starts, clips: np.ndarray, seq_len: int,
+                postprocess: dict | None) -> pd.DataFrame:
+    """One row per sampled frame: time, face found and box, per-frame valence/arousal (NaN without a
+    face), the raw values, how many clips cover the frame and the nearest clip's own values."""
+    table = track.frames
+    kept = table["kept"].to_numpy(bool)
+    out = pd.DataFrame({"time": table["time"].to_numpy(float), "frame": table["frame"].to_numpy(),
+                        "source_frame": table["source_frame"].to_numpy(), "face": kept})
+    for col in faces.BOX_COLUMNS:
+        out[col] = table[col].to_numpy(float)
+    out["face_prob"] = table["prob"].to_numpy(float)
+    full = np.full((len(table), 2), np.nan)
+    full[kept] = values
+    counts = np.zeros(len(table), np.int64)
+    cover = np.zeros(len(track.crops), np.int64)
+    for s in np.asarray(starts, np.int64):
+        cover[s:s + seq_len] += 1
+    counts[kept] = cover
+    nearest = np.full(len(table), -1, np.int64)
+    nearest[kept] = nearest_clip(len(track.crops), starts, seq_len)
+    times = out["time"].to_numpy()
+    for d, name in enumerate(TARGETS):
+        out[f"{name}_raw"] = full[:, d]
+        out[name] = full[:, d] if postprocess is None else postprocess_timeline(times, full[:, d], postprocess[name])
+    out["n_clips"], out["clip"] = counts, nearest
+    for d, name in enumerate(TARGETS):
+        out[f"clip_{name}"] = np.where(nearest >= 0, clips[np.maximum(nearest, 0), d] if len(clips) else np.nan,
+                                       np.nan)
+    return out[FRAME_COLUMNS]
+
+
+def clip_table(track: faces.FaceTrack, starts, clips: np.ndarray, seq_len: int) -> pd.DataFrame:
+    """One row per clip: its first and last face frame (frame numbers and times) and the model's values."""
+    kept = track.frames[track.frames["kept"]]
+    starts = np.asarray(starts, np.int64)
+    first, last = kept.iloc[starts] if len(starts) else kept.iloc[:0], kept.iloc[starts + seq_len - 1] if len(
+        starts) else kept.iloc[:0]
+    return pd.DataFrame({"clip": np.arange(len(starts)), "start_frame": first["frame"].to_numpy(),
+                         "end_frame": last["frame"].to_numpy(), "start_time": first["time"].to_numpy(float),
+                         "end_time": last["time"].to_numpy(float), "valence": clips[:, 0] if len(clips) else [],
+                         "arousal": clips[:, 1] if len(clips) else []})
+
+
+def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int | None = None,
+                overlap: float | None = None, tolerance: float | None = None, cache_dir=None, postprocess=None,
+                extractor: faces.FaceExtractor | None = None, progress: bool = False,
+                predictor: Predictor | None = None) -> VideoPrediction:
+    """Predict valence and arousal for every sampled frame of a video (§3.2 preprocessing, §3.3
+    models, §3.4 post-processing); see :func:`predict_video` for the arguments. Also returns the
+    clip table, the settings and the time spent in face extraction (decoding and MTCNN) and the model."""
+    video_path = Path(video_path)
+    info = video.video_info(video_path)  # missing or unreadable video: fail before any work
+    predictor = predictor or load_predictor(checkpoint)
+    settings = _resolve_settings(predictor, fps, seq_len, overlap, tolerance)
+    if settings["fps"] > info.fps + 1e-9:
+        settings["fps"] = info.fps  # a video slower than the sampling rate: use all its frames
+    chosen = _postprocess_choice(predictor, postprocess)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="emorec-faces-") as scratch:
+        cache = Path(cache_dir) if cache_dir is not None else Path(scratch) / video_path.stem
+        track = faces.extract_video(video_path, cache, fps=settings["fps"], crop_size=CROP_SIZE,
+                                    extractor=extractor, progress=progress)
+        t1 = time.perf_counter()
+        values, starts, clips = track_predictions(predictor, track, settings["seq_len"], settings["overlap"],
+                                                  settings["tolerance"], progress)
+        t2 = time.perf_counter()
+        if len(starts) == 0:
+            raise ValueError(f"{video_path}: no face segment is as long as one clip ({settings['seq_len']} "
+                             f"frames at {settings['fps']:g} fps); give a shorter --seq-len")
+        frames = frame_table(track, values, starts, clips, settings["seq_len"], chosen)
+        clip_rows = clip_table(track, starts, clips, settings["seq_len"])
+    settings.update(video=str(video_path), checkpoint=str(predictor.checkpoint), model=predictor.kind,
+                    input_size=list(predictor.input_size), duration_s=info.duration_s, video_fps=info.fps,
+                    postprocess=None if chosen is None else {t: _params_dict(chosen[t]) for t in TARGETS},
+                    faces_found=float(frames["face"].mean()),
+                    frames_with_value=float(frames["valence"].notna().mean()))
+    timings = {"faces": t1 - t0, "model": t2 - t1}
+    return VideoPrediction(frames, clip_rows, settings, timings)
+
+
+def predict_video(video_path, checkpoint, fps: float | None = DEFAULT_FPS, seq_len: int | None = None,
+                  overlap: float = DEFAULT_OVERLAP, cache_dir=None, postprocess=None,
+                  **kwargs) -> pd.DataFrame:
+    """Per-frame valence and arousal of a video with one of the book's checkpoints (§3.2-3.4, §6).
+
+    ``fps``: sampling rate (None: the rate the model was trained at, else 10). ``seq_len``: frames
+    per clip (None: the one recorded in the checkpoint's artefact folder). ``overlap``: overlapping
+    ratio of consecutive clips. ``cache_dir``: where the face crops are cached (None: a temporary
+    folder). ``postprocess``: None (raw model output), ``"auto"`` (the §3.4 parameters recorded
+    beside the checkpoint, if any) or ``{"valence": params, "arousal": params}``.
+
+    Returns one row per sampled frame with the columns of :data:`FRAME_COLUMNS`: ``time`` (s),
+    ``face`` (a face was found), its box, ``valence``/``arousal`` (NaN where there is no face or no
+    clip covers the frame), the values before post-processing, ``n_clips`` covering the frame and the
+    nearest clip's own values. Errors in the input (missing or unreadable video, no face, a file
+    that is not one of our checkpoints) raise FileNotFoundError or ValueError naming the file.
+    """
+    return run_predict(video_path, checkpoint, fps=fps, seq_len=seq_len, overlap=overlap, cache_dir=cache_dir,
+                       postprocess=postprocess, **kwargs).frames
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures and the annotated video
+# --------------------------------------------------------------------------------------------------
+
+def _no_face_spans(frames: pd.DataFrame) -> list[tuple[float, float]]:
+    """(start, end) times of the runs of sampled frames without a value."""
+    t = frames["time"].to_numpy(float)
+    missing = frames["valence"].isna().to_numpy()
+    half = 0.5 * (np.median(np.diff(t)) if len(t) > 1 else 0.1)
+    spans, start = [], None
+    for i, m in enumerate(missing):
+        if m and start is None:
+            start = t[i] - half
+        if not m and start is not None:
+            spans.append((start, t[i - 1] + half))
+            start = None
+    if start is not None:
+        spans.append((start, t[-1] + half))
+    return spans
+
+
+def plot_timeseries(frames: pd.DataFrame, axes=None, label: str = "prediction", color: str = "tab:red",
+                    shade: bool = True):
+    """Valence (top) and arousal (bottom) against time, gaps where no face was found (shaded grey).
+
+    ``axes``: two matplotlib axes to draw on (a new figure otherwise); returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(2, 1, figsize=(9, 4.6), sharex=True)
+    fig = axes[0].figure
+    for ax, name in zip(axes, TARGETS):
+        ax.plot(frames["time"], frames[name], color=color, lw=1.3, label=label)
+        if shade:
+            for a, b in _no_face_spans(frames):
+                ax.axvspan(a, b, color="0.85", lw=0, zorder=0)
+        ax.set_ylabel(name)
+        ax.set_ylim(-1.05, 1.05)
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("time (s)")
+    return fig
+
+
+def plot_trajectory(frames: pd.DataFrame, ax=None, cmap: str = "viridis", colorbar: bool = True):
+    """The (valence, arousal) path over the circumplex of Figure 1, coloured by time; returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    from .plots import circumplex
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.2, 5.6))
+    circumplex(ax, octants=False)
+    ok = frames["valence"].notna().to_numpy()
+    t = frames["time"].to_numpy(float)
+    points = frames[["valence", "arousal"]].to_numpy(float)
+    norm = plt.Normalize(t.min(), t.max() if t.max() > t.min() else t.min() + 1)
+    # consecutive frames that both have a value are joined; a gap (no face) breaks the line
+    pairs = np.flatnonzero(ok[:-1] & ok[1:])
+    segments = np.stack([points[pairs], points[pairs + 1]], axis=1) if len(pairs) else np.zeros((0, 2, 2))
+    lines = LineCollection(segments, cmap=cmap, norm=norm, lw=1.6, zorder=5)
+    lines.set_array(t[pairs] if len(pairs) else np.zeros(0))
+    ax.add_collection(lines)
+    dots = ax.scatter(points[ok, 0], points[ok, 1], c=t[ok], cmap=cmap, norm=norm, s=9, zorder=6)
+    if colorbar:
+        ax.figure.colorbar(dots, ax=ax, fraction=0.046, pad=0.04, label="time (s)")
+    return ax.figure
+
+
+def _draw_panel(img: np.ndarray, history: np.ndarray, value, size: int = 90, margin: int = 6) -> None:
+    """A small valence × arousal panel in the top-right corner: unit circle, axes, recent path, marker."""
+    h, w = img.shape[:2]
+    size = min(size, h - 2 * margin, w - 2 * margin)
+    x0, y0 = w - size - margin, margin
+    roi = img[y0:y0 + size, x0:x0 + size]
+    roi[:] = (0.35 * roi + 0.65 * 255).astype(np.uint8)  # a light translucent background
+    c, r = size // 2, size // 2 - 4
+
+    def to_px(v, a):
+        return int(round(x0 + c + v * r)), int(round(y0 + c - a * r))
+
+    cv2.circle(img, (x0 + c, y0 + c), r, (90, 90, 90), 1, cv2.LINE_AA)
+    cv2.line(img, (x0 + 2, y0 + c), (x0 + size - 2, y0 + c), (150, 150, 150), 1)
+    cv2.line(img, (x0 + c, y0 + 2), (x0 + c, y0 + size - 2), (150, 150, 150), 1)
+    pts = [to_px(v, a) for v, a in history if np.isfinite(v) and np.isfinite(a)]
+    for p, q in zip(pts, pts[1:]):
+        cv2.line(img, p, q, (200, 120, 60), 1, cv2.LINE_AA)
+    if value is not None:
+        cv2.circle(img, to_px(*value), 4, (220, 40, 40), -1, cv2.LINE_AA)
+    cv2.putText(img, "V", (x0 + size - 12, y0 + c - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (60, 60, 60), 1)
+    cv2.putText(img, "A", (x0 + c + 3, y0 + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (60, 60, 60), 1)
+
+
+def annotate_frame(rgb: np.ndarray, row, history: np.ndarray) -> np.ndarray:
+    """One frame of the annotated video: the face box, the values as text, the valence × arousal panel."""
+    img = np.ascontiguousarray(rgb).copy()
+    has_value = bool(np.isfinite(row.valence) and np.isfinite(row.arousal))
+    if row.face:
+        cv2.rectangle(img, (int(round(row.x1)), int(round(row.y1))), (int(round(row.x2)), int(round(row.y2))),
+                      (40, 200, 40), 2)
+    text = f"V {row.valence:+.2f}  A {row.arousal:+.2f}" if has_value else (
+        "no face" if not row.face else "face (no clip)")
+    cv2.putText(img, text, (6, img.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 2, cv2.LINE_AA)
+    cv2.putText(img, text, (6, img.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (20, 20, 20), 1, cv2.LINE_AA)
+    _draw_panel(img, history, (row.valence, row.arousal) if has_value else None)
+    return img
+
+
+def write_annotated_video(video_path, frames: pd.DataFrame, path, fps: float, trail: int = 20,
+                          progress: bool = False) -> Path:
+    """The video at the sampling rate with the face box and a live valence/arousal marker, as MP4
+    (OpenCV ``mp4v``), written to a temporary name and renamed into place."""
+    path = Path(path)
+    rows = {int(r.source_frame): r for r in frames.itertuples(index=False)}
+    values = frames[list(TARGETS)].to_numpy(float)
+    position = {int(sf): i for i, sf in enumerate(frames["source_frame"])}
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.mp4")
+    writer = None
+    try:
+        for index, _, rgb in tqdm(video.iter_frames(video_path, fps), total=len(frames), desc="annotated video",
+                                  unit="frame", disable=not progress, leave=False):
+            if index not in rows:
+                continue
+            if writer is None:
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
+                                         (rgb.shape[1], rgb.shape[0]))
+                if not writer.isOpened():
+                    raise ValueError(f"{path}: OpenCV cannot open an mp4v writer here")
+            i = position[index]
+            out = annotate_frame(rgb, rows[index], values[max(0, i - trail):i + 1])
+            writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+        if writer is None:
+            raise ValueError(f"{video_path}: no frame to annotate")
+        writer.release()
+        writer = None
+        os.replace(tmp, path)
+    finally:
+        if writer is not None:
+            writer.release()
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Everything into one folder
+# --------------------------------------------------------------------------------------------------
+
+def save_prediction(result: VideoPrediction, out_dir, annotated_video: bool = False,
+                    progress: bool = False) -> dict[str, Path]:
+    """Write the CSVs, the two figures, the settings and (optionally) the annotated MP4 into ``out_dir``.
+
+    Everything is first written into a hidden staging folder beside ``out_dir`` and moved in at the
+    end, file by file with ``os.replace``: a failure leaves no half-written file behind."""
+    from matplotlib.figure import Figure  # no pyplot: leaves an interactive session's backend alone
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: exists and is not a folder")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.predict-", dir=out_dir.parent))
+    try:
+        written = {"csv": stage / OUTPUT_FILES["csv"], "clips": stage / OUTPUT_FILES["clips"],
+                   "timeseries": stage / OUTPUT_FILES["timeseries"], "circumplex": stage / OUTPUT_FILES["circumplex"],
+                   "settings": stage / OUTPUT_FILES["settings"]}
+        result.frames.to_csv(written["csv"], index=False, float_format="%.6g")
+        result.clips.to_csv(written["clips"], index=False, float_format="%.6g")
+        name = Path(result.settings["video"]).name
+        fig = Figure(figsize=(9, 4.6))
+        plot_timeseries(result.frames, fig.subplots(2, 1, sharex=True))
+        fig.axes[0].set_title(f"{name}: valence and arousal (grey: no face)")
+        fig.tight_layout()
+        fig.savefig(written["timeseries"], dpi=120)
+        fig = Figure(figsize=(6.6, 5.6))
+        plot_trajectory(result.frames, fig.subplots())
+        fig.axes[0].set_title(f"{name}: trajectory on the circumplex")
+        fig.tight_layout()
+        fig.savefig(written["circumplex"], dpi=120)
+        written["settings"].write_text(json.dumps({**result.settings, "timings_s": result.timings}, indent=1))
+        if annotated_video:
+            written["video"] = write_annotated_video(result.settings["video"], result.frames,
+                                                     stage / OUTPUT_FILES["video"], result.settings["fps"],
+                                                     progress=progress)
+        out_dir.mkdir(exist_ok=True)
+        final = {}
+        for key, path in written.items():
+            final[key] = out_dir / path.name
+            os.replace(path, final[key])
+        return final
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def predict_to_folder(video_path, checkpoint, out_dir, annotated_video: bool = False, progress: bool = False,
+                      **kwargs) -> tuple[VideoPrediction, dict[str, Path]]:
+    """:func:`run_predict` then :func:`save_prediction`: what ``emorec predict`` does (§6, ours)."""
+    result = run_predict(video_path, checkpoint, progress=progress, **kwargs)
+    return result, save_prediction(result, out_dir, annotated_video, progress)
