@@ -72,7 +72,7 @@ _ROWS = {
               + [("resnet50", "imagenet", "Full")]
               + [("vgg16", "identity", b) for b in BLOCKS] + [("vgg16_bn", "identity", b) for b in BLOCKS]
               + [("vgg11", "scratch", "Full"), ("vgg16", "scratch", "Full"), ("vgg16_bn", "scratch", "Full")]),
-    "cpu": ([("vgg16_bn", "identity", b) for b in ("Full", "Conv_3_1", "Conv_4_1", "Conv_5_1")]
+    "cpu": ([("vgg16_bn", "identity", b) for b in ("Full", "Conv_4_1", "Conv_5_1")]
             + [("vgg16_bn", "scratch", "Full"), ("vgg11", "imagenet", "Full")]),
     "smoke": [("vgg16_bn", "identity", "Full"), ("vgg16_bn", "identity", "Conv_4_1"), ("vgg11", "imagenet", "Full")],
 }
@@ -207,7 +207,7 @@ def table1_grid(profile: str) -> list[dict]:
 
 
 def check_row(row: dict) -> None:
-    """Raise ValueError naming the problem if ``row`` is not a valid Table-1 configuration."""
+    """Raise ValueError naming the problem if ``row`` is not a valid Table-1 configuration (§4.3)."""
     needed = {"backbone", "source", "block", "width", "input_size", "pool_size", "lr", "batch_size",
               "epochs", "patience", "val_fraction", "augment", "class_weighting", "pretrain"}
     missing = needed - set(row)
@@ -425,8 +425,10 @@ def best_expression_checkpoint(artefact_root="artefacts", profile: str = "cpu", 
             if val > best_val:  # ties keep the earlier row of the grid
                 best, best_val = folder / "best.pt", val
     if best is None:
-        raise FileNotFoundError(f"no current Table-1 checkpoint of {backbone!r} under {store.root / TABLE}; "
-                                f"run chapter 04_3_finetuning first (profile {profile!r})")
+        grid = sorted({e["backbone"] for e in _read_index(store)["rows"]})
+        raise FileNotFoundError(f"no current Table-1 checkpoint of {backbone!r} under {store.root / TABLE} "
+                                f"(the latest grid of profile {profile!r} fine-tuned {grid}); run chapter "
+                                f"04_3_finetuning first, or ask for one of those backbones")
     return best
 
 
@@ -500,7 +502,7 @@ def _text_or(value, default: str) -> str:
 
 
 def plot_confusion(ax, confusion, title: str = "") -> None:
-    """Row-normalised confusion matrix (true emotion × predicted), counts written in the cells."""
+    """Row-normalised confusion matrix (true emotion × predicted) of a Table-1 model (§4.3), counts in the cells."""
     counts = np.asarray(confusion, float)
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
