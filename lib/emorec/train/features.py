@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from emorec.train.batches import split_batch
 from emorec.train.distributed import resolve_device

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from emorec import metrics
 from emorec.train import checkpoint as ckpt
