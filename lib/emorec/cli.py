@@ -1,26 +1,428 @@
-"""The ``emorec`` command.
+"""The ``emorec`` command: the book's tools from a shell.
 
-``emorec book`` is what ``make book`` runs: execute the chapters with papermill and build the HTML.
+``emorec synth``     generate the embedded synthetic corpora (SEWA-like videos, RAF-like images)
+``emorec extract``   faces of a video or a folder of videos → the crop cache (MTCNN, §3.2.1)
+``emorec train``     one configuration of Table 1, 2 or the i3D grid (by name, or from a YAML file)
+``emorec evaluate``  a checkpoint on a split, with the paper's metrics and post-processing (§3.4, §4.2)
+``emorec predict``   valence/arousal of any video: CSV, figures, optional annotated MP4 (§6, ours)
+``emorec book``      execute the chapters with papermill and build the HTML (what ``make book`` runs)
+
+Mistakes in the input (a missing or unreadable video, a file that is not one of our checkpoints, a
+video without a face, a bad YAML file) end with one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
+import time
+from pathlib import Path
 
 from . import book
+from .paths import project_root
+
+VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
+TABLES = ("table1", "table2", "i3d")
+TABLE2_CHAPTER = "04_4_cnn_lstm"
+
+
+# --------------------------------------------------------------------------------------------------
+# synth
+# --------------------------------------------------------------------------------------------------
+
+def _synth(args) -> int:
+    from .data.synthetic import ensure_corpora
+
+    start = time.perf_counter()
+    paths = ensure_corpora(args.data_root, args.profile, args.seed, args.workers)
+    print(f"SEWA-like videos: {paths['sewa']}\nRAF-like images: {paths['rafdb']}\n"
+          f"ready in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# extract
+# --------------------------------------------------------------------------------------------------
+
+def video_files(path: Path) -> list[Path]:
+    """``path`` itself if it is a file, else the video files directly inside the folder (sorted)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such video file or folder")
+    if path.is_file():
+        return [path]
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+    if not found:
+        raise ValueError(f"{path}: no video files ({', '.join(VIDEO_SUFFIXES)}) in this folder")
+    return found
+
+
+def _extract(args) -> int:
+    from .data.faces import FaceExtractor, extract_corpus
+
+    videos = video_files(Path(args.path))
+    extractor = FaceExtractor(min_face_size=args.min_face_size)
+    tracks = extract_corpus(videos, args.out, fps=args.fps, crop_size=tuple(args.crop_size), extractor=extractor,
+                            progress=True)
+    for name, track in tracks.items():
+        print(f"{name}: {len(track.frames)} sampled frames, {len(track.crops)} faces "
+              f"(keep rate {track.keep_rate:.1%}) -> {track.path}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# train: named configurations of the book's grids, or one from a YAML file
+# --------------------------------------------------------------------------------------------------
+
+def _parameters_cell(source: Path) -> dict:
+    """The plain values assigned in a chapter's ``parameters`` cell (the cpu defaults)."""
+    import jupytext
+
+    cells = [c for c in jupytext.read(source).cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{source}: needs exactly one cell tagged 'parameters'")
+    values = {}
+    for node in ast.parse(cells[0].source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def chapter_values(stem: str, profile: str) -> dict:
+    """A chapter's parameters in ``profile``, as the book runner gives them: the parameters cell's
+    defaults, overridden by ``params/<profile>.yaml`` (``common`` merged with the chapter's section)."""
+    root = project_root()
+    source = root / "chapters" / f"{stem}.md"
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} not found: `emorec train` reads the book's grids from a clone of "
+                                f"the repository (run it there, or set EMOREC_ROOT)")
+    defaults = _parameters_cell(source)
+    try:
+        params = book.load_profile(root, profile)
+        chosen = book.chapter_parameters(params, book.Page(f"chapters/{stem}", source), set(defaults))
+    except book.BookError as err:
+        raise ValueError(str(err)) from None
+    return {**defaults, **chosen}
+
+
+def _table2_grid(values: dict) -> list[dict]:
+    """Chapter 4.4's grid (Table 2) from its parameters, built as the chapter builds it."""
+    from .experiments.temporal import table2_grid
+
+    v = values
+    base = dict(backbone=v["backbone_mode"], input_size=v["input_size"], pool=v["pool"], hidden_size=v["hidden_size"],
+                dropout=v["dropout"], recurrent_dropout=v["recurrent_dropout"], head_units=v["head_units"],
+                lr=v["lr"], batch_size=v["batch_size"], epochs=v["epochs"], patience=v["patience"], seed=v["seed"])
+    return table2_grid(base, v["inits"], v["fps_values"], v["seq_lens"], v["overlaps"], v["fusions"])
+
+
+def named_grid(table: str, profile: str) -> list[dict]:
+    """The configurations of ``table`` (``table1``, ``table2`` or ``i3d``) that the book runs in ``profile``."""
+    if profile not in book.PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(book.PROFILES)}")
+    if table == "table1":
+        from .experiments.finetuning import table1_grid
+
+        return table1_grid(profile)
+    if table == "table2":
+        return _table2_grid(chapter_values(TABLE2_CHAPTER, profile))
+    if table == "i3d":
+        from .experiments.i3d import i3d_grid
+
+        return i3d_grid(profile)
+    raise ValueError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+
+
+def load_train_yaml(path: Path) -> dict:
+    """A YAML file holding one configuration: ``table`` (table1 | table2 | i3d), ``config`` (a mapping,
+    as ``emorec train <table>:<profile>:<i> --show`` prints it) and optionally ``profile``."""
+    import yaml
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such configuration file")
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(spec, dict) or spec.get("table") not in TABLES or not isinstance(spec.get("config"), dict):
+        raise ValueError(f"{path}: expected a mapping with 'table' (one of {', '.join(TABLES)}) and 'config' "
+                         f"(a mapping of settings)")
+    unknown = set(spec) - {"table", "config", "profile"}
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)} (allowed: table, config, profile)")
+    return spec
+
+
+def resolve_configuration(name: str, profile: str | None) -> tuple[str, str, dict | None, list[dict]]:
+    """``table:profile[:index]`` or a YAML file → (table, profile, configuration or None, its grid)."""
+    if name.endswith((".yaml", ".yml")) or Path(name).is_file():
+        spec = load_train_yaml(Path(name))
+        profile = spec.get("profile") or profile or "cpu"
+        grid = named_grid(spec["table"], profile)
+        missing = sorted(set(grid[0]) - set(spec["config"]) - {"preset", "model", "base_model"}) if grid else []
+        if missing:
+            raise ValueError(f"{name}: the {spec['table']} configuration lacks {missing}")
+        return spec["table"], profile, spec["config"], grid
+    parts = name.split(":")
+    if len(parts) not in (2, 3) or parts[0] not in TABLES:
+        raise ValueError(f"{name!r} is neither a YAML file nor a name like table2:cpu:0 "
+                         f"(<{'|'.join(TABLES)}>:<profile>[:<index>])")
+    grid = named_grid(parts[0], parts[1])
+    if len(parts) == 2:
+        return parts[0], parts[1], None, grid
+    try:
+        index = int(parts[2])
+        config = grid[index]
+    except (ValueError, IndexError):
+        raise ValueError(f"{name!r}: index must be 0..{len(grid) - 1} for the {parts[1]} grid of {parts[0]}") from None
+    return parts[0], parts[1], config, grid
+
+
+def _describe(table: str, config: dict) -> str:
+    keys = {"table1": ("backbone", "source", "block", "width"),
+            "table2": ("init", "fps", "seq_len", "overlap", "fusion"),
+            "i3d": ("backbone", "source", "preset", "inflation", "init", "mask_center", "dilation", "multiplier")}[table]
+    return ", ".join(f"{k}={config.get(k)}" for k in keys)
+
+
+def _train_table2(config: dict, values: dict, profile: str, data_root, artefact_root) -> str:
+    from .experiments import ArtefactStore
+    from .experiments.corpus import prepare_corpus
+    from .experiments.finetuning import best_expression_checkpoint, identity_checkpoint
+    from .experiments.temporal import run_cnn_lstm
+
+    starts = {"VGG-Face": identity_checkpoint, "RAF-DB": best_expression_checkpoint}
+    if config.get("init") not in starts:
+        raise ValueError(f"table2 'init' must be one of {sorted(starts)}, got {config.get('init')!r}")
+    checkpoint = starts[config["init"]](artefact_root, profile, values["backbone_2d"])
+    corpus = prepare_corpus(data_root, profile, values["seed"], fps=config["fps"], sewa_root=values.get("sewa_root"),
+                            split_file=values.get("sewa_split_file"), progress=True)
+    row = run_cnn_lstm(config, corpus, checkpoint, ArtefactStore(artefact_root, profile))
+    _print_scores(row)
+    return str(Path(row["folder"]) / "model.pt")
+
+
+def _train_i3d(config: dict, values: dict, profile: str, data_root, artefact_root) -> str:
+    from .experiments import ArtefactStore
+    from .experiments import i3d
+    from .experiments.corpus import prepare_corpus
+
+    i3d.check_row(config)
+    corpus = prepare_corpus(data_root, profile, values["seed"], fps=config["fps"], sewa_root=values.get("sewa_root"),
+                            split_file=values.get("sewa_split_file"), progress=True)
+    row = i3d.run_i3d(config, corpus, ArtefactStore(artefact_root, profile), values["seed"])
+    if row.get("status") != "ok":
+        raise ValueError(f"this configuration cannot run: {row.get('status')}")
+    _print_scores(row)
+    return str(Path(row["folder"]) / "best.pt")
+
+
+def _train_table1(config: dict, values: dict, profile: str, data_root, artefact_root) -> str:
+    from .data.synthetic import ensure_corpora
+    from .experiments import ArtefactStore
+    from .experiments.finetuning import TABLE, run_table1
+
+    raf = values.get("rafdb_root") or ensure_corpora(data_root, profile, values["seed"])["rafdb"]
+    result = run_table1([config], raf, artefact_root, profile, values["seed"]).iloc[0]
+    if result["status"] != "ok":
+        raise ValueError(f"this configuration cannot run: {result['status']}")
+    print(f"test accuracy {result['accuracy']:.1f}% (validation {result['val_accuracy']:.1f}%)")
+    return str(ArtefactStore(artefact_root, profile).root / TABLE / result["key"] / "best.pt")
+
+
+def _print_scores(row: dict) -> None:
+    for label in ("valence", "arousal"):
+        print(f"{label}: test CCC {row[f'{label}_CCC']:.3f} [{row[f'{label}_CCC_lo']:.3f}, "
+              f"{row[f'{label}_CCC_hi']:.3f}] after post-processing (raw {row[f'raw_{label}_CCC']:.3f}); "
+              f"validation CCC {row[f'val_pp_{label}_CCC']:.3f}")
+
+
+def _train(args) -> int:
+    import yaml
+
+    table, profile, config, grid = resolve_configuration(args.configuration, args.profile)
+    if config is None:
+        print(f"{len(grid)} configurations of {table} in the {profile} profile "
+              f"(train one with `emorec train {table}:{profile}:<index>`):")
+        for i, row in enumerate(grid):
+            print(f"  {i:3d}  {_describe(table, row)}")
+        return 0
+    if args.show:
+        print(yaml.safe_dump({"table": table, "profile": profile, "config": config}, sort_keys=False), end="")
+        return 0
+    stem = {"table1": "04_3_finetuning", "table2": TABLE2_CHAPTER, "i3d": "04_5_i3d"}[table]
+    values = chapter_values(stem, profile)
+    data_root = args.data_root or values.get("data_root", "data")
+    artefact_root = args.artefact_root or values.get("artefact_root", "artefacts")
+    print(f"training {table} ({profile}): {_describe(table, config)}", flush=True)
+    runner = {"table1": _train_table1, "table2": _train_table2, "i3d": _train_i3d}[table]
+    checkpoint = runner(config, values, profile, data_root, artefact_root)
+    print(f"checkpoint: {checkpoint}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# evaluate and predict
+# --------------------------------------------------------------------------------------------------
+
+def _evaluate(args) -> int:
+    from .experiments.corpus import prepare_corpus
+    from .predict import DEFAULT_FPS, evaluate_checkpoint, load_predictor
+
+    predictor = load_predictor(args.checkpoint)  # a bad checkpoint fails before any data work
+    fps = args.fps or predictor.trained.get("fps", DEFAULT_FPS)
+    corpus = prepare_corpus(args.data_root, args.profile, args.seed, fps=fps, sewa_root=args.sewa_root,
+                            split_file=args.sewa_split_file, progress=True)
+    table = evaluate_checkpoint(args.checkpoint, corpus, args.split, seq_len=args.seq_len, overlap=args.overlap,
+                                n_boot=args.n_boot, seed=args.seed, progress=True)
+    print(f"{Path(args.checkpoint)} on the {args.split} videos of {corpus.description} at {fps:g} fps "
+          f"(post-processing fitted on train/validation):")
+    print(table.to_string(index=False, float_format="{:.3f}".format))
+    return 0
+
+
+def _predict(args) -> int:
+    from .data.faces import FaceExtractor
+    from .predict import predict_to_folder
+
+    result, files = predict_to_folder(args.video, args.checkpoint, args.out, annotated_video=args.mp4,
+                                      progress=True, fps=args.fps, seq_len=args.seq_len, overlap=args.overlap,
+                                      cache_dir=args.cache, postprocess=args.postprocess,
+                                      extractor=FaceExtractor(min_face_size=args.min_face_size))
+    s, frames = result.settings, result.frames
+    spent = sum(result.timings.values())
+    print(f"{Path(args.video).name}: {len(frames)} frames at {s['fps']:g} fps, face in {s['faces_found']:.0%}, "
+          f"values for {s['frames_with_value']:.0%} (SL {s['seq_len']}, OR {s['overlap']:g}; "
+          f"post-processing {'applied' if s['postprocess'] else 'none'})")
+    print(f"mean valence {frames['valence'].mean():+.3f}, mean arousal {frames['arousal'].mean():+.3f}; "
+          f"{s['duration_s'] / spent:.1f}x real time (faces {result.timings['faces']:.1f} s, "
+          f"model {result.timings['model']:.1f} s)")
+    for path in files.values():
+        print(f"  {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# The parser
+# --------------------------------------------------------------------------------------------------
+
+def _first_paragraph(text: str | None) -> str:
+    return (text or "").strip().split("\n\n")[0]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emorec", description=__doc__.split("\n\n")[0] + "\n\n"
+                                     + __doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("synth", help="generate the embedded synthetic corpora",
+                            description="Generate, from a seed, the SEWA-like video corpus and the RAF-like image "
+                                        "set into <data-root>/<profile>/ (in the real datasets' formats; reused "
+                                        "when already there).")
+    p.add_argument("--profile", default="cpu", choices=book.PROFILES, help="corpus size (default: %(default)s)")
+    p.add_argument("--data-root", default="data", help="data folder, relative to the repository root (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: min(2, CPUs))")
+    p.set_defaults(run=_synth)
+
+    p = commands.add_parser("extract", help="faces of a video or a folder → crop cache",
+                            description="Detect the face in each sampled frame with MTCNN, crop it and cache the "
+                                        "crops (§3.2.1): one folder <out>/<video stem>/ per video, holding "
+                                        "crops.npy, frames.csv (one row per sampled frame) and meta.json. "
+                                        "Reused when the video and settings are unchanged; resumable.")
+    p.add_argument("path", help="a video file, or a folder of video files")
+    p.add_argument("--out", required=True, help="cache root")
+    p.add_argument("--fps", type=float, default=10.0, help="sampling rate in frames per second (default: %(default)s)")
+    p.add_argument("--crop-size", type=int, nargs=2, default=[100, 80], metavar=("H", "W"),
+                   help="crop height and width (default, the paper's: 100 80)")
+    p.add_argument("--min-face-size", type=float, default=80, help="smallest face searched for, in pixels (default: %(default)s)")
+    p.set_defaults(run=_extract)
+
+    p = commands.add_parser("train", help="train one configuration of a table",
+                            description="Train (or load from the artefact cache) one configuration of the book's "
+                                        "grids: Table 1 (table1), Table 2's 2D-CNN-LSTM (table2) or the i3D "
+                                        "grid of Tables 4-6 (i3d). Name it <table>:<profile>:<index>, e.g. "
+                                        "table2:cpu:0 (entry 0 of the cpu grid; <table>:<profile> alone lists "
+                                        "the grid), or give a YAML file with 'table', 'config' and optionally "
+                                        "'profile' (`--show` prints one to start from). Results go to "
+                                        "artefacts/<profile>/, where the book finds them. Table 2 and i3D start "
+                                        "from Table 1's checkpoints: train those first (or run chapter 4.3).")
+    p.add_argument("configuration", help="table2:cpu:0, table1:smoke, or a YAML file")
+    p.add_argument("--profile", default=None, choices=book.PROFILES,
+                   help="profile of a YAML configuration without one (default: cpu)")
+    p.add_argument("--show", action="store_true", help="print the configuration as YAML and stop")
+    p.add_argument("--data-root", default=None, help="data folder (default: the book's)")
+    p.add_argument("--artefact-root", default=None, help="artefact folder (default: the book's)")
+    p.set_defaults(run=_train)
+
+    p = commands.add_parser("evaluate",
+                            help="score a checkpoint on a split (the paper's metrics)",
+                            description="Predict every video of the corpus with a checkpoint, fit the post-"
+                                        "processing of §3.4 on the train and validation videos, and print CCC "
+                                        "(with a 95% bootstrap interval over videos), PCC, MAE and MAPE (§4.2) "
+                                        "on the chosen split, before and after post-processing.")
+    p.add_argument("checkpoint", help="a model.pt or best.pt written by the book or `emorec train`")
+    p.add_argument("--split", default="test", choices=("train", "validation", "test"),
+                   help="split to score (default: %(default)s)")
+    p.add_argument("--profile", default="cpu", choices=book.PROFILES, help="which synthetic corpus (default: %(default)s)")
+    p.add_argument("--data-root", default="data", help="data folder (default: %(default)s)")
+    p.add_argument("--sewa-root", default=None, help="a real SEWA-DB copy instead of the synthetic corpus")
+    p.add_argument("--sewa-split-file", default=None, help="CSV video,split for --sewa-root")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--fps", type=float, default=None, help="sampling rate (default: the model's, else 10)")
+    p.add_argument("--seq-len", type=int, default=None, help="frames per clip (default: the model's)")
+    p.add_argument("--overlap", type=float, default=None, help="overlapping ratio of clips (default: 0.5)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CCC interval (default: %(default)s)")
+    p.set_defaults(run=_evaluate)
+
+    p = commands.add_parser("predict", help="valence/arousal of any video",
+                            description="Per-frame valence and arousal of a video with a checkpoint of the book. "
+                                        "Writes into --out: predictions.csv (one row per sampled frame: time, "
+                                        "face found and box, valence, arousal, the values before post-"
+                                        "processing, the nearest clip's values; empty where no face was found), "
+                                        "clips.csv, timeseries.png, circumplex.png (the trajectory, coloured by "
+                                        "time), settings.json and, with --mp4, annotated.mp4 (face box and a "
+                                        "live valence/arousal marker).")
+    p.add_argument("video", help="the video file")
+    p.add_argument("--checkpoint", required=True, help="a model.pt or best.pt written by the book or `emorec train`")
+    p.add_argument("--out", required=True, help="output folder (created; files in it are replaced)")
+    p.add_argument("--fps", type=float, default=None, help="sampling rate (default: the model's, else 10)")
+    p.add_argument("--seq-len", type=int, default=None,
+                   help="frames per clip (default: the model's, from its artefact folder)")
+    p.add_argument("--overlap", type=float, default=None, help="overlapping ratio of clips (default: 0.5)")
+    p.add_argument("--postprocess", default="auto", choices=("auto", "none"),
+                   help="auto (default): the §3.4 post-processing recorded beside the checkpoint, if any; none: raw model output")
+    p.add_argument("--mp4", action="store_true", help="also write annotated.mp4")
+    p.add_argument("--cache", default=None, help="keep the face crops in this folder (default: temporary)")
+    p.add_argument("--min-face-size", type=float, default=80, help="smallest face searched for, in pixels (default: %(default)s)")
+    p.set_defaults(run=_predict)
+
+    p = commands.add_parser("book",
+                            help="execute the chapters with papermill and build the HTML (what `make book` runs)",
+                            description=_first_paragraph(book.__doc__))
+    book.add_arguments(p)
+    p.set_defaults(run=book.run_from_args)
+    return parser
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="emorec", description="Continuous emotion recognition: the book's tools.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    book_parser = commands.add_parser(
-        "book", help="execute the chapters with papermill and build the HTML (what `make book` runs)",
-        description=book.__doc__.split("\n\n")[0])
-    book.add_arguments(book_parser)
-    book_parser.set_defaults(run=book.run_from_args)
-    args = parser.parse_args(argv)
-    return args.run(args)
+    """Entry point of the ``emorec`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError) as err:
+        if args.traceback:
+            raise
+        print(f"emorec {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"emorec {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
