@@ -523,9 +523,12 @@ def table6_side_by_side(results: pd.DataFrame, by: str = "val_pp") -> pd.DataFra
 
 def configuration_table(results: pd.DataFrame) -> pd.DataFrame:
     """Every configuration that ran: options, validation CCC (selection) and test CCC, one row each."""
-    ok = results[results["status"] == "ok"]
+    columns = (["Base model", "Source", "Preset", "Inflation", "Dilation", "Masking", "Init (non-centre)", "Mult"]
+               + [f"{split} {label} CCC" for label in TARGETS for split in ("val", "test")] + ["best epoch"])
     rows = []
-    for _, r in ok.iterrows():
+    for _, r in results.iterrows():
+        if r.get("status") != "ok":
+            continue
         entry = {"Base model": r["base_model"], "Source": SOURCE_LABELS[r["source"]], "Preset": r["preset"] or "—"}
         entry.update(_options_text(r))
         for label in TARGETS:
@@ -533,7 +536,7 @@ def configuration_table(results: pd.DataFrame) -> pd.DataFrame:
             entry[f"test {label} CCC"] = r[f"{label}_CCC"]
         entry["best epoch"] = r["best_epoch"]
         rows.append(entry)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def parameter_table(grid: list[dict]) -> pd.DataFrame:
@@ -556,6 +559,10 @@ def plot_validation_ccc(ax, results: pd.DataFrame) -> None:
     """Validation CCC (after post-processing) of every configuration that ran, valence and arousal side by
     side: how sensitive the i3D is to Table 3's options (§4.5)."""
     table = configuration_table(results)
+    if table.empty:
+        ax.text(0.5, 0.5, "no configuration ran (see the status column above)", ha="center", va="center")
+        ax.axis("off")
+        return
     names = [f"{r['Base model']} / {r['Source'].split(' ')[0]} / {r['Preset'] if r['Preset'] != '—' else 'mix'}"
              for _, r in table.iterrows()]
     y = np.arange(len(table))
