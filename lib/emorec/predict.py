@@ -627,3 +627,40 @@ def evaluate_checkpoint(checkpoint, corpus, split: str = "test", seq_len: int | 
                          "PCC": scores[f"{name}_PCC"], "MAE": scores[f"{name}_MAE"],
                          "MAPE": scores[f"{name}_MAPE"]})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers for the conclusion chapter: one model per label, still images as clips
+# --------------------------------------------------------------------------------------------------
+
+def predict_per_label(video_path, checkpoints: Mapping[str, str | os.PathLike], cache_dir=None,
+                      **kwargs) -> pd.DataFrame:
+    """Per-frame values with one checkpoint per label (the paper reports the best configuration per
+    label, §4.4): ``checkpoints = {"valence": ..., "arousal": ...}``. Faces are extracted once; each
+    label's columns come from its own model, the other columns from the valence model."""
+    if set(checkpoints) != set(TARGETS):
+        raise ValueError(f"checkpoints must name a model for each of {TARGETS}, got {sorted(checkpoints)}")
+    with tempfile.TemporaryDirectory(prefix="emorec-faces-") as scratch:
+        cache = Path(cache_dir) if cache_dir is not None else Path(scratch) / Path(video_path).stem
+        runs = {t: run_predict(video_path, checkpoints[t], cache_dir=cache, **kwargs).frames for t in TARGETS}
+    frames = runs["valence"].copy()
+    for column in ("arousal", "arousal_raw", "clip_arousal"):
+        frames[column] = runs["arousal"][column].to_numpy()
+    return frames
+
+
+def write_still_clip(image: np.ndarray, path, seconds: float, fps: float = 50.0,
+                     size: tuple[int, int] = (240, 320)) -> Path:
+    """A still image as a video (Xvid AVI, SEWA's 320×240 and 50 fps by default): the image is
+    cropped to the frame's aspect ratio around its centre and resized, then repeated."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 RGB [H, W, 3], got {image.dtype} {image.shape}")
+    h, w = image.shape[:2]
+    target = size[1] / size[0]
+    ch, cw = (h, int(round(h * target))) if w / h > target else (int(round(w / target)), w)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    frame = cv2.resize(image[y0:y0 + ch, x0:x0 + cw], (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    n = max(1, int(round(seconds * fps)))
+    video.write_video(path, np.repeat(frame[None], n, axis=0), fps)
+    return Path(path)
