@@ -204,3 +204,17 @@ def test_evaluate_checkpoint_scores_each_split_on_its_label_timeline(tmp_path):
     assert table.loc[0, "MAE"] == pytest.approx(np.concatenate(errors).mean(), rel=1e-6)
     with pytest.raises(ValueError, match="split"):
         predict.evaluate_checkpoint(path, corpus, "devel", seq_len=8)
+
+
+def test_still_clip_is_the_image_cropped_to_the_frame_and_repeated(tmp_path):
+    from emorec.data.video import read_video
+
+    image = np.zeros((300, 600, 3), np.uint8)
+    image[:, 150:450] = 200  # the centre 4:3 part (300 x 400 after cropping the sides) is mostly bright
+    path = predict.write_still_clip(image, tmp_path / "still.avi", seconds=0.2, fps=50)
+    frames, _, _ = read_video(path)
+    assert frames.shape == (10, 240, 320, 3)
+    assert np.abs(frames.astype(int) - frames[0].astype(int)).max() <= 8  # every frame the same (codec noise)
+    assert frames[0][:, 60:260].mean() > 150 and frames[0][:, :20].mean() < 60
+    with pytest.raises(ValueError, match="valence"):
+        predict.predict_per_label(path, {"valence": "a.pt"})
