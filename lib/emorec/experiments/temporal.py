@@ -100,6 +100,27 @@ def frame_features(corpus: Corpus, checkpoint, input_size, pool, store: Artefact
         return {name: saved[name] for name in saved.files}
 
 
+def feature_statistics(corpus: Corpus, features: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of each feature over the training faces (training split only)."""
+    train = np.concatenate([features[r.video] for r in corpus.split("train")])
+    return train.mean(axis=0), train.std(axis=0) + 1e-6
+
+
+def standardized(features: dict[str, np.ndarray], mean: np.ndarray, std: np.ndarray) -> dict[str, np.ndarray]:
+    """Features z-scored with the training statistics: the LSTM and the baseline's head learn on
+    these (raw post-ReLU features sit far from zero, which slows the LSTM down; chapter 4.4)."""
+    return {video: ((f - mean) / std).astype(np.float32) for video, f in features.items()}
+
+
+def fold_standardization(weight: torch.Tensor, bias: torch.Tensor, mean: np.ndarray, std: np.ndarray) -> None:
+    """Fold ``x → (x − mean) / std`` into the first layer that reads ``x`` (in place):
+    ``W (x − m) / s + b = (W / s) x + (b − (W / s) m)``, so the saved model takes raw features."""
+    with torch.no_grad():
+        scaled = weight / torch.as_tensor(std, dtype=weight.dtype)
+        bias -= scaled @ torch.as_tensor(mean, dtype=weight.dtype)
+        weight.copy_(scaled)
+
+
 class FeatureClips(Dataset):
     """Clips of cached features: item = ([T, F] features, fused (valence, arousal)) (§3.2.2)."""
 
@@ -208,14 +229,16 @@ def run_cnn_lstm(config: dict, corpus: Corpus, checkpoint, store: ArtefactStore)
                             data=corpus.fingerprint, modules=MODULES)
 
     def run(work: Path) -> dict:
-        sets = _clip_sets(corpus, features, config)
-        n_features = sets["train"].features[0].shape[1]
+        mean, std = feature_statistics(corpus, features)
+        sets = _clip_sets(corpus, standardized(features, mean, std), config)
+        n_features = len(mean)
         torch.manual_seed(config["seed"])
         lstm = LSTMRegressor(n_features, config["hidden_size"], config["dropout"], config["recurrent_dropout"],
                              config["head_units"])
         settings = train_config(config)
         result = fit(lstm, sets["train"], sets["validation"], settings, work / "train")
         preds = {split: predict(lstm, sets[split], settings) for split in SPLITS}
+        fold_standardization(lstm.lstm.weight_ih_l0, lstm.lstm.bias_ih_l0, mean, std)
         _save_cascade(work, checkpoint, config, lstm, n_features)
         row = evaluate_splits(_split_predictions(corpus, sets, preds, config["seq_len"]), seed=config["seed"],
                               save_to=work / "predictions.npz")
@@ -233,11 +256,13 @@ def run_frame_baseline(config: dict, corpus: Corpus, checkpoint, store: Artefact
 
     def run(work: Path) -> dict:
         torch.manual_seed(config["seed"])
-        frames = {split: FeatureFrames(corpus.split(split), features) for split in SPLITS}
+        mean, std = feature_statistics(corpus, features)
+        scaled = standardized(features, mean, std)
+        frames = {split: FeatureFrames(corpus.split(split), scaled) for split in SPLITS}
         head = FrameHead(frames["train"].x.shape[1], config["head_units"])
         settings = train_config(config)
         result = fit(head, frames["train"], frames["validation"], settings, work / "train")
-        sets = _clip_sets(corpus, features, config)
+        sets = _clip_sets(corpus, scaled, config)
         preds = {}
         for split in SPLITS:
             per_frame = predict(head, frames[split], settings)
