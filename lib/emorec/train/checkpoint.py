@@ -6,7 +6,6 @@ import dataclasses
 import json
 import math
 import os
-import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -61,7 +60,7 @@ def load_checkpoint(path) -> dict:
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
+    except Exception as err:  # the safe unpickler raises many types on foreign or corrupt files
         raise ValueError(f"checkpoint {path} cannot be read: {err}") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT or "model" not in obj:
         raise ValueError(f"checkpoint {path} was not written by emorec.train.fit (format {FORMAT})")
