@@ -14,7 +14,7 @@ venv: $(STAMP)
 # The venv is rebuilt when the dependencies change. torch/torchvision are pinned in pyproject.toml.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[book,test]'
+	$(PY) -m pip install --quiet --quiet --disable-pip-version-check -e '.[book,test]'
 	$(PY) -m ipykernel install --sys-prefix --name emorec --display-name emorec > /dev/null
 	touch $@
 

@@ -29,6 +29,7 @@ import math
 import os
 import shutil
 import uuid
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import version as _dist_version
 from pathlib import Path
@@ -102,7 +103,11 @@ class FaceExtractor:
     def mtcnn(self):
         """facenet-pytorch's ``MTCNN`` module holding the trained P-, R-, O-nets (weights from the wheel)."""
         if self._mtcnn is None:
-            from facenet_pytorch import MTCNN
+            with warnings.catch_warnings():
+                # facenet-pytorch imports tqdm.auto for its (unused here) weight downloads, which warns
+                # in every executed notebook that lacks ipywidgets.
+                warnings.filterwarnings("ignore", message="IProgress not found")
+                from facenet_pytorch import MTCNN
 
             self._mtcnn = MTCNN(device=torch.device(self.device)).eval()
         return self._mtcnn
