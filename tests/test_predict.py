@@ -14,7 +14,8 @@ import torch
 from emorec import predict
 from emorec.data.faces import FaceTrack
 from emorec.experiments.corpus import Corpus, VideoRecord
-from emorec.experiments.temporal import resize_frames, save_cascade
+from emorec.data.clips import resize_frames
+from emorec.experiments.temporal import save_cascade
 from emorec.models import CNN2D, CNNLSTM, I3D
 from emorec.postprocess import PostprocessParams, apply_postprocess
 from emorec.train import checkpoint as ckpt

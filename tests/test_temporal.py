@@ -91,3 +91,14 @@ def test_best_configuration_per_label_is_chosen_on_validation_not_test():
              "val_pp_arousal_CCC": 0.3, "arousal_CCC": 0.1}]
     chosen = {c["label"]: c["row"]["name"] for c in best_per_label(rows)}
     assert chosen == {"valence": "a", "arousal": "b"}
+
+
+def test_resize_keeps_pixel_range_and_leading_dimensions():
+    from emorec.data.clips import resize_frames
+
+    clips = torch.zeros(2, 5, 3, 100, 80)
+    clips[..., ::2, :] = 1.0  # stripes make the antialiasing filter overshoot without the clamp
+    out = resize_frames(clips, (48, 40))
+    assert out.shape == (2, 5, 3, 48, 40)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert resize_frames(clips, (100, 80)) is clips

@@ -43,7 +43,7 @@ import torch
 from tqdm import tqdm
 
 from .data import faces, video
-from .data.clips import make_windows, window_step
+from .data.clips import make_windows, resize_frames, window_step
 from .experiments.evaluation import spread_clip_predictions
 from .postprocess import PostprocessParams
 
@@ -148,8 +148,6 @@ def prediction_windows(frame_numbers, seq_len: int, overlap: float, tolerance: f
 
 def _to_input(crops: np.ndarray, input_size) -> torch.Tensor:
     """uint8 [N, H, W, 3] crops → float [N, 3, h, w] in [0, 1] at the model's input size (as in training)."""
-    from .experiments.temporal import resize_frames
-
     frames = torch.from_numpy(np.array(crops)).movedim(-1, -3).float() / 255
     return resize_frames(frames, input_size)
 

@@ -27,6 +27,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from emorec.data.faces import FaceTrack, load_track
@@ -172,6 +173,18 @@ def _to_tensor(crops: np.ndarray, as_uint8: bool = False) -> torch.Tensor:
     # conversion runs over contiguous memory.
     chw = torch.from_numpy(np.ascontiguousarray(np.moveaxis(crops, -1, -3)))
     return chw if as_uint8 else chw.float().div_(255.0)
+
+
+def resize_frames(frames: torch.Tensor, size) -> torch.Tensor:
+    """Images [..., 3, H, W] in [0, 1] resized to ``size`` (H, W): bilinear with antialiasing, clamped
+    back to [0, 1] (the filter can overshoot); unchanged when already at that size. The CPU profiles
+    feed the models smaller faces than the 100×80 crops (§3.2)."""
+    size = tuple(int(v) for v in size)
+    if tuple(frames.shape[-2:]) == size:
+        return frames
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    out = F.interpolate(flat, size=size, mode="bilinear", align_corners=False, antialias=True).clamp_(0.0, 1.0)
+    return out.reshape(*frames.shape[:-3], *out.shape[-3:])
 
 
 def to_float(batch: torch.Tensor) -> torch.Tensor:

@@ -34,12 +34,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
 from .. import paper
-from ..data.clips import ClipDataset
+from ..data.clips import ClipDataset, resize_frames
 from ..models import BLOCKS, I3D, PAPER_NAMES, PRESETS, imagenet_weights_file, parameter_counts, vggface_weights_file
 from ..train import TrainConfig, fit, predict
 from ..train import checkpoint as ckpt
@@ -185,13 +184,9 @@ def train_config(row: dict, model: I3D) -> TrainConfig:
 # --------------------------------------------------------------------------------------------------
 
 def resize_clip(clip: torch.Tensor, size) -> torch.Tensor:
-    """Clip [T, 3, H, W] in [0, 1] → [3, T, h, w] at ``size`` = (h, w): bilinear with antialiasing over
-    the whole clip at once, channels first as the 3D convolutions expect (§3.2, §3.3.2)."""
-    size = tuple(int(v) for v in size)
-    if tuple(clip.shape[-2:]) != size:
-        clip = F.interpolate(clip, size=size, mode="bilinear", align_corners=False, antialias=True)
-        clip = clip.clamp_(0.0, 1.0)
-    return clip.transpose(0, 1).contiguous()
+    """Clip [T, 3, H, W] in [0, 1] → [3, T, h, w] at ``size`` = (h, w), channels first as the 3D
+    convolutions expect (§3.2, §3.3.2)."""
+    return resize_frames(clip, size).transpose(0, 1).contiguous()
 
 
 class I3DClips(Dataset):

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data.clips import ClipDataset, fuse_labels, make_windows
+from ..data.clips import ClipDataset, fuse_labels, make_windows, resize_frames
 from ..models import CNNLSTM, load_model
 from ..models.backbones import mlp_head
 from ..models.cnn_lstm import LSTMRegressor
@@ -45,16 +44,6 @@ MODULES = ("emorec.models", "emorec.train", "emorec.data.clips", "emorec.postpro
 def file_digest(path) -> str:
     """SHA-256 of a checkpoint file: configurations name their starting weights by content."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def resize_frames(frames: torch.Tensor, size) -> torch.Tensor:
-    """Bilinear resize of [..., 3, H, W] images to ``size`` (H, W); a no-op at that size already."""
-    if tuple(frames.shape[-2:]) == tuple(size):
-        return frames
-    lead = frames.shape[:-3]
-    flat = frames.reshape(-1, *frames.shape[-3:])
-    out = F.interpolate(flat, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
-    return out.reshape(*lead, *out.shape[-3:])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -346,5 +335,5 @@ def cascade_checkpoint(row_folder: Path) -> Path:
 
 
 __all__ = ["FeatureClips", "FeatureFrames", "FrameEncoder2D", "FrameHead", "best_per_label", "cascade_checkpoint",
-           "frame_features", "resize_frames", "run_cnn_lstm", "run_cnn_lstm_finetune", "run_frame_baseline",
+           "frame_features", "run_cnn_lstm", "run_cnn_lstm_finetune", "run_frame_baseline",
            "table2_grid"]
