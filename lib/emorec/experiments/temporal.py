@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..data.clips import ClipDataset, fuse_labels, make_windows, resize_frames
+from ..data.clips import fuse_labels, make_windows, resize_frames
 from ..models import CNNLSTM, load_model
 from ..models.backbones import mlp_head
 from ..models.cnn_lstm import LSTMRegressor
@@ -36,6 +36,7 @@ from ..train import checkpoint as ckpt
 from .cache import ArtefactStore, Experiment
 from .corpus import SPLITS, Corpus, VideoRecord
 from .evaluation import evaluate_splits, spread_clip_predictions, timeline_predictions
+from .i3d import I3DClips
 
 MODULES = ("emorec.models", "emorec.train", "emorec.data.clips", "emorec.postprocess", "emorec.metrics",
            "emorec.experiments.evaluation", "emorec.experiments.temporal")
@@ -265,21 +266,6 @@ def run_frame_baseline(config: dict, corpus: Corpus, checkpoint, store: Artefact
     return {**store.run(experiment, run), "folder": str(store.folder(experiment))}
 
 
-class _PixelClips(Dataset):
-    """Pixel clips for end-to-end training: [3, T, H, W] at the model's input size."""
-
-    def __init__(self, clips: ClipDataset, input_size):
-        self.clips, self.input_size = clips, tuple(input_size)
-        self.index = clips.index
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, i):
-        clip, label = self.clips[i]
-        return resize_frames(clip, self.input_size).transpose(0, 1), label
-
-
 def run_cnn_lstm_finetune(config: dict, corpus: Corpus, checkpoint, store: ArtefactStore) -> dict:
     """One row of Table 2 trained end to end on pixel clips from the checkpoint (the paper's setting)."""
     experiment = Experiment("table2", {**config, "checkpoint": file_digest(checkpoint)},
@@ -291,10 +277,9 @@ def run_cnn_lstm_finetune(config: dict, corpus: Corpus, checkpoint, store: Artef
                         finetune_from=config.get("finetune_from", "Full"), hidden_size=config["hidden_size"],
                         dropout=config["dropout"], recurrent_dropout=config["recurrent_dropout"],
                         head_units=config["head_units"], pool_size=config["pool"], seed=config["seed"])
-        sets = {split: _PixelClips(ClipDataset([r.track for r in corpus.split(split)],
-                                               [r.frame_labels for r in corpus.split(split)], config["seq_len"],
-                                               config["overlap"], config.get("tolerance", 1), config["fusion"]),
-                                   config["input_size"]) for split in SPLITS}
+        # The same pixel clips as the i3D's: [3, T, h, w] at the model's input size.
+        sets = {split: I3DClips(corpus.split(split), config["seq_len"], config["overlap"], config["input_size"],
+                                config.get("tolerance", 1), config["fusion"]) for split in SPLITS}
         settings = train_config(config)
         result = fit(model, sets["train"], sets["validation"], settings, work / "train")
         preds = {split: predict(model, sets[split], settings) for split in SPLITS}
