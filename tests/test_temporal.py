@@ -50,6 +50,12 @@ def test_clip_predictions_spread_as_the_mean_of_covering_clips():
     assert np.isnan(out[5]).all()
 
 
+def test_a_video_without_any_clip_gets_no_prediction_rather_than_an_error():
+    # a video whose longest face run is shorter than SL yields zero clips: shape [0, 2] predictions
+    out = spread_clip_predictions(4, np.zeros(0, int), 16, np.zeros((0, 2)))
+    assert out.shape == (4, 2) and np.isnan(out).all()
+
+
 def test_label_timeline_interpolates_over_missing_faces_and_holds_the_ends():
     frame_times = np.array([0.0, 0.1, 0.4, 0.5])
     preds = np.array([[0.0], [1.0], [np.nan], [4.0]])

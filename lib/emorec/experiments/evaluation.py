@@ -32,8 +32,10 @@ def spread_clip_predictions(n_kept: int, starts, seq_len: int, clip_preds) -> np
     """Per kept frame, the mean prediction of the clips covering it; NaN where none does.
 
     ``starts``: first crop index of each clip (clips cover ``seq_len`` consecutive kept crops);
-    ``clip_preds``: [n_clips, D]."""
-    clip_preds = np.asarray(clip_preds, float).reshape(len(starts), -1)
+    ``clip_preds``: [n_clips, D]. A video too short for any clip (no face run of ``seq_len``) gets NaN
+    everywhere, and the timeline's fallback fills it."""
+    clip_preds = np.asarray(clip_preds, float)
+    clip_preds = clip_preds.reshape(len(starts), clip_preds.shape[-1] if clip_preds.ndim == 2 else -1)
     sums = np.zeros((n_kept, clip_preds.shape[1]))
     counts = np.zeros(n_kept)
     for start, pred in zip(np.asarray(starts, int), clip_preds):
