@@ -171,3 +171,30 @@ def test_mtcnn_finds_visible_faces_and_misses_hidden_ones(smoke):
     p_hidden = np.array([0.0 if p[0] is None else p[0] for p in p_hidden])
     assert np.mean(p_shown > 0.9) > 0.85
     assert np.mean(p_hidden > 0.9) < 0.2
+
+
+def _calm_and_excited(fn, seconds=60.0, fps=50.0):
+    n = int(seconds * fps)
+    return [fn(n, fps, np.full(n, alpha), np.random.default_rng(0)) for alpha in (0.1, 0.9)]
+
+
+def test_arousal_sets_the_tempo_of_head_rotation_not_the_poses_a_frame_shows():
+    # chapter 4.1: turning and tilting survive face cropping; their speed carries arousal, their
+    # angle does not, so only a model that compares frames can read it
+    (_, _, roll_calm, yaw_calm), (_, _, roll_excited, yaw_excited) = _calm_and_excited(synthetic._head_motion)
+    for calm, excited in ((roll_calm, roll_excited), (yaw_calm, yaw_excited)):
+        assert np.std(excited) == pytest.approx(np.std(calm), rel=0.25)  # same spread of poses
+        speed = np.abs(np.diff(excited)).mean() / np.abs(np.diff(calm)).mean()
+        assert speed > 4  # 0.95 Hz against 0.15 Hz
+
+
+def test_talking_rate_follows_arousal_and_stays_visible_at_10_fps():
+    calm, excited = _calm_and_excited(synthetic._talking)
+    assert calm.max() == pytest.approx(excited.max(), rel=0.05)  # fixed depth: no single-frame cue
+
+    def syllables_per_talking_second(mouth):
+        peaks = (mouth[1:-1] > mouth[:-2]) & (mouth[1:-1] >= mouth[2:]) & (mouth[1:-1] > 0.05)
+        return peaks.sum() / ((mouth > 0).sum() / 50.0)
+
+    rate_calm, rate_excited = syllables_per_talking_second(calm), syllables_per_talking_second(excited)
+    assert 1.5 <= rate_calm < rate_excited < 5.0  # below the Nyquist rate of faces sampled at 10 fps

@@ -20,8 +20,11 @@ RAF-like layout (``<root>/``), as RAF-DB "basic"::
     EmoLabel/list_patition_label.txt            "train_00001.jpg 5", labels 1..7
     identities.csv                              ours: image, identity, group (identity-classification stand-in)
 
-Valence drives mouth curvature and brow slant; arousal drives eye opening and brow raise *and* the
-dynamics (head-motion tempo, blink rate, talking), so single frames do not carry all of it. Each
+Valence drives mouth curvature and brow slant. Arousal shows only weakly in a single frame (eyes a
+little wider, brows a little higher) and mostly in the *dynamics*: the tempo of head turning and
+tilting, the blink rate and the syllable rate of talking, which a face crop keeps and a single frame
+cannot show (version 2 of the generator; version 1 put most of arousal in static cues and in head
+translation, which face cropping removes, so temporal models had nothing to add; chapter 4.1). Each
 annotator sees the latent signal with a reaction lag of 0.3-1 s, smoothing, gain, bias and noise.
 The face leaves the frame or is occluded now and then, so MTCNN (§3.2.1) drops frames.
 """
@@ -48,7 +51,8 @@ from emorec.data import drawing
 from emorec.data.drawing import Expression, Pose
 from emorec.paths import resolve
 
-GENERATOR_VERSION = "1"
+# Bumped when what a generator draws changes; each corpus has its own, so changing one keeps the other.
+GENERATOR_VERSION = {"sewa-like": "2", "raf-like": "1"}
 MARKER = ".generated.json"
 RAF_EMOTIONS = ["Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger", "Neutral"]
 # RAF-DB basic's real class counts (labels 1..7), train and test: the imbalance the RAF-like set copies.
@@ -84,7 +88,7 @@ class RafSize:
 # The paper's split is 28 / 6 / 14 videos (§4.1); smaller profiles keep roughly that ratio.
 PROFILES = {
     "smoke": (SewaSize(3, 1, 2, 8.0), RafSize(140, 70, 20)),
-    "cpu": (SewaSize(14, 3, 7, 45.0), RafSize(2100, 700, 150)),
+    "cpu": (SewaSize(16, 7, 9, 45.0), RafSize(2100, 700, 150)),
     "paper": (SewaSize(28, 6, 14, 120.0), RafSize(12271, 3068, 1000)),
 }
 
@@ -170,27 +174,31 @@ def _blinks(n: int, fps: float, alpha: np.ndarray, rng) -> np.ndarray:
 
 
 def _talking(n: int, fps: float, alpha: np.ndarray, rng) -> np.ndarray:
-    """Mouth opening from speech: on/off turns, syllable oscillation whose depth and rate follow arousal."""
+    """Mouth opening from speech: on/off turns and a syllable oscillation of fixed depth whose rate
+    (1.5-4 Hz, below the Nyquist rate of 10 fps sampling) follows arousal."""
     on = np.zeros(n, bool)
     i, talking = 0, rng.random() < 0.5
     while i < n:
         length = int(fps * rng.exponential(3.0 if talking else 2.0)) + 1
         on[i:i + length] = talking
         i, talking = i + length, not talking
-    phase = np.cumsum(4.0 * (0.7 + 0.6 * alpha) / fps)
-    return on * (0.1 + 0.5 * alpha) * np.abs(np.sin(np.pi * phase))
+    phase = np.cumsum((1.5 + 2.5 * alpha) / fps)
+    return on * 0.35 * np.abs(np.sin(np.pi * phase))
 
 
 def _head_motion(n: int, fps: float, alpha: np.ndarray, rng) -> tuple:
-    """Head offsets (dx, dy px, roll rad, yaw): fixed amplitudes, tempo growing with arousal."""
-    phase = np.cumsum(2 * np.pi * 0.35 * (0.25 + 1.5 * alpha ** 2) / fps)
+    """Head offsets (dx, dy px, roll rad, yaw): fixed amplitudes, tempo growing with arousal.
+
+    The tempo (0.05-1.05 Hz, linear in arousal) shows as turning (yaw) and tilting (roll) *inside* a
+    face crop, where a single frame cannot see it: any one pose is as likely at any arousal."""
+    phase = np.cumsum(2 * np.pi * (0.05 + 1.0 * alpha) / fps)
     p = rng.uniform(0, 2 * np.pi, 5)
     wander = gaussian_filter1d(rng.normal(size=(2, n)), 2.0 * fps, axis=1, mode="reflect")
     wander *= 6.0 / (wander.std(axis=1, keepdims=True) + 1e-9)
     dx = 6 * (0.6 * np.sin(phase + p[0]) + 0.4 * np.sin(2.3 * phase + p[1])) + wander[0]
     dy = 4 * np.sin(1.7 * phase + p[2]) + 0.5 * wander[1]
-    roll = 0.07 * np.sin(1.3 * phase + p[3])
-    yaw = 0.35 * np.sin(0.8 * phase + p[4])
+    roll = 0.22 * np.sin(1.3 * phase + p[3])
+    yaw = 0.5 * np.sin(0.8 * phase + p[4])
     return dx, dy, roll, yaw
 
 
@@ -262,9 +270,9 @@ def _render_video(spec: _VideoSpec, root: str) -> dict:
             mouth_curve=0.85 * v[i] + micro[0, i],
             mouth_open=talk[i] + 0.2 * max(a[i], 0.0) * max(v[i], 0.0),
             mouth_width=1.0 + 0.1 * v[i],
-            brow_raise=0.5 * a[i] + micro[1, i],
+            brow_raise=0.15 * a[i] + micro[1, i],
             brow_slant=(0.8 if v[i] < 0 else 0.2) * v[i] + micro[2, i],
-            eye_open=(0.78 + 0.22 * a[i]) * (1 - closure[i]),
+            eye_open=(0.84 + 0.08 * a[i]) * (1 - closure[i]),
         )
         pose = Pose(base[0] + dx[i] + leave_dx[i], base[1] + dy[i], base[2], roll[i], yaw[i])
         drawing.draw_face(frame, ident, ex, pose)
@@ -478,7 +486,7 @@ class _atomic_dir:
 
 
 def _write_marker(folder: Path, params: dict):
-    params = dict(params, version=GENERATOR_VERSION)
+    params = dict(params, version=GENERATOR_VERSION[params["kind"]])
     (folder / MARKER).write_text(json.dumps(params, sort_keys=True, indent=1))
 
 
@@ -487,7 +495,7 @@ def _marker_matches(folder: Path, params: dict) -> bool:
         found = json.loads((folder / MARKER).read_text())
     except (OSError, ValueError):
         return False
-    return found == json.loads(json.dumps(dict(params, version=GENERATOR_VERSION), sort_keys=True))
+    return found == json.loads(json.dumps(dict(params, version=GENERATOR_VERSION[params["kind"]]), sort_keys=True))
 
 
 def ensure_corpora(data_root="data", profile: str = "cpu", seed: int = 0, workers=None) -> dict:
