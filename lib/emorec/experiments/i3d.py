@@ -70,8 +70,8 @@ _SETTINGS = {
     "paper": dict(width=1.0, input_size=[100, 80], seq_len=64, overlap=0.8, eval_overlap=0.8, fps=10,
                   tolerance=1, fusion="mean", batch_size=8, lr=1e-5, epochs=20, patience=5,
                   finetune_from="Full", cache_frozen=False, time_kernel=3, max_shift=10, n_boot=1000),
-    "cpu": dict(width=0.25, input_size=[48, 40], seq_len=16, overlap=0.0, eval_overlap=0.0, fps=10,
-                tolerance=1, fusion="mean", batch_size=8, lr=3e-4, epochs=4, patience=2,
+    "cpu": dict(width=0.25, input_size=[48, 40], seq_len=16, overlap=0.5, eval_overlap=0.5, fps=10,
+                tolerance=1, fusion="mean", batch_size=8, lr=3e-4, epochs=6, patience=3,
                 finetune_from="Conv_4_1", cache_frozen=True, time_kernel=3, max_shift=10, n_boot=1000),
     "smoke": dict(width=0.125, input_size=[48, 40], seq_len=8, overlap=0.5, eval_overlap=0.5, fps=10,
                   tolerance=1, fusion="mean", batch_size=8, lr=1e-4, epochs=1, patience=1,
@@ -132,7 +132,7 @@ def i3d_grid(profile: str) -> list[dict]:
     VGG-16 and VGG-16-BN, each with every combination of Table 3's options (:func:`option_grid`), at
     §4.5's settings (SL 64, OR 0.8, 10 fps, batch 8, full width, 100×80). ``cpu``: VGG-16-BN (the
     backbone Table 1's cpu grid fine-tunes, and the paper's best i3D) from the RAF-like and identity
-    checkpoints, C1 against C2, at width 0.25, 48×40, SL 16, OR 0, 4 epochs, conv1-3 frozen.
+    checkpoints, C1 against C2, at width 0.25, 48×40, SL 16, OR 0.5, 6 epochs, conv1-3 frozen.
     ``smoke``: the same from the RAF-like checkpoint, C1 and C2, width 0.125, SL 8, one epoch.
     """
     if profile not in _SETTINGS:
