@@ -108,3 +108,14 @@ def test_resize_keeps_pixel_range_and_leading_dimensions():
     assert out.shape == (2, 5, 3, 48, 40)
     assert out.min() >= 0.0 and out.max() <= 1.0
     assert resize_frames(clips, (100, 80)) is clips
+
+
+def test_the_best_model_per_label_is_chosen_on_validation_even_when_test_disagrees():
+    from emorec.experiments.evaluation import best_model_per_label
+
+    def row(label, val, test):
+        return {f"val_pp_{label}_CCC": val, f"{label}_CCC": test}
+
+    chosen = {"cascade": {"valence": row("valence", 0.6, 0.9), "arousal": row("arousal", 0.2, 0.8)},
+              "i3d": {"valence": row("valence", 0.5, 0.1), "arousal": row("arousal", 0.4, 0.1)}}
+    assert best_model_per_label(chosen) == {"valence": "cascade", "arousal": "i3d"}

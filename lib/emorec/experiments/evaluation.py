@@ -170,3 +170,13 @@ def evaluate_splits(splits: dict[str, SplitPredictions], max_shift: int = 10, n_
                                       "pivot": p.pivot, "factor": p.factor}
     row["coverage"] = splits["test"].coverage
     return row
+
+
+def best_model_per_label(chosen: dict[str, dict]) -> dict[str, str]:
+    """Per label, the model whose chosen row has the highest post-processed **validation** CCC.
+
+    ``chosen``: model name → {label → result row} (e.g. the best 2D-CNN-LSTM of §4.4 and the best
+    i3D-CNN of §4.5, as their chapters record them). As everywhere in the book (§4.4: the best
+    configuration per label), the test set plays no part in the choice; a tie goes to the first model."""
+    labels = [label for label in TARGETS if all(label in rows for rows in chosen.values())]
+    return {label: max(chosen, key=lambda name: chosen[name][label][f"val_pp_{label}_CCC"]) for label in labels}
