@@ -11,7 +11,7 @@ import torch
 from emorec.data.clips import fuse_labels, make_windows
 from emorec.data.faces import FaceTrack
 from emorec.experiments.corpus import VideoRecord
-from emorec.experiments.evaluation import spread_clip_predictions, to_label_timeline
+from emorec.experiments.evaluation import best_model_per_label, spread_clip_predictions, to_label_timeline
 from emorec.experiments.temporal import (FeatureClips, FrameHead, best_per_label, fold_standardization,
                                          standardized)
 from emorec.models.cnn_lstm import LSTMRegressor
@@ -111,8 +111,6 @@ def test_resize_keeps_pixel_range_and_leading_dimensions():
 
 
 def test_the_best_model_per_label_is_chosen_on_validation_even_when_test_disagrees():
-    from emorec.experiments.evaluation import best_model_per_label
-
     def row(label, val, test):
         return {f"val_pp_{label}_CCC": val, f"{label}_CCC": test}
 
