@@ -11,10 +11,12 @@ Mistakes in the input (a missing or unreadable video, a file that is not one of 
 video without a face, a bad YAML file) end with one line on stderr and exit status 1.
 """
 
+
 from __future__ import annotations
 
 import argparse
 import ast
+import math
 import sys
 import time
 from pathlib import Path
@@ -25,6 +27,15 @@ from .paths import project_root
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
 TABLES = ("table1", "table2", "i3d")
 TABLE2_CHAPTER = "04_4_cnn_lstm"
+
+EXIT_STATUS = """exit status:
+  0    done
+  1    a problem with the input or the system (a missing, unreadable or corrupt file, a folder that
+       cannot be written, a full disk, ...): one line on stderr naming the file and the reason
+       (--traceback shows the whole traceback instead)
+  2    a usage error (unknown command or option, a missing argument, an option's value out of its
+       range, e.g. --fps nan): one line on stderr naming the option
+  130  interrupted (Ctrl-C)"""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -310,9 +321,42 @@ def _first_paragraph(text: str | None) -> str:
     return (text or "").strip().split("\n\n")[0]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line (exit status 2) pointing to ``--help``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see `{self.prog} --help`)\n")
+
+
+def _number(kind: type, low: float, low_open: bool = False, high: float = math.inf):
+    """An argparse type: a finite ``kind`` above ``low`` (or from ``low`` on) and below ``high``;
+    argparse's error names the option."""
+    expected = f"{'an integer' if kind is int else 'a finite number'} {'>' if low_open else '>='} {low:g}" + \
+        (f" and < {high:g}" if high < math.inf else "")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and (value > low if low_open else value >= low) and value < high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {expected}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+POSITIVE = _number(float, 0, low_open=True)
+COUNT = _number(int, 1)
+SEED = _number(int, 0)
+OVERLAP = _number(float, 0, high=1)  # §3.2.2: OR in [0, 1)
+FACE_SIZE = _number(float, 12)  # MTCNN's smallest cell (emorec.data.faces.FaceExtractor)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emorec", description=__doc__.split("\n\n")[0] + "\n\n"
-                                     + __doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog="emorec", description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+                     epilog=EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -322,8 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
                                         "when already there).")
     p.add_argument("--profile", default="cpu", choices=book.PROFILES, help="corpus size (default: %(default)s)")
     p.add_argument("--data-root", default="data", help="data folder, relative to the repository root (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: min(2, CPUs))")
+    p.add_argument("--seed", type=SEED, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--workers", type=COUNT, default=None, help="processes (default: min(2, CPUs))")
     p.set_defaults(run=_synth)
 
     p = commands.add_parser("extract", help="faces of a video or a folder → crop cache",
@@ -333,10 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "Reused when the video and settings are unchanged; resumable.")
     p.add_argument("path", help="a video file, or a folder of video files")
     p.add_argument("--out", required=True, help="cache root")
-    p.add_argument("--fps", type=float, default=10.0, help="sampling rate in frames per second (default: %(default)s)")
-    p.add_argument("--crop-size", type=int, nargs=2, default=[100, 80], metavar=("H", "W"),
+    p.add_argument("--fps", type=POSITIVE, default=10.0, help="sampling rate in frames per second (default: %(default)s)")
+    p.add_argument("--crop-size", type=COUNT, nargs=2, default=[100, 80], metavar=("H", "W"),
                    help="crop height and width (default, the paper's: 100 80)")
-    p.add_argument("--min-face-size", type=float, default=80, help="smallest face searched for, in pixels (default: %(default)s)")
+    p.add_argument("--min-face-size", type=FACE_SIZE, default=80, help="smallest face searched for, in pixels (default: %(default)s)")
     p.set_defaults(run=_extract)
 
     p = commands.add_parser("train", help="train one configuration of a table",
@@ -369,11 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default="data", help="data folder (default: %(default)s)")
     p.add_argument("--sewa-root", default=None, help="a real SEWA-DB copy instead of the synthetic corpus")
     p.add_argument("--sewa-split-file", default=None, help="CSV video,split for --sewa-root")
-    p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
-    p.add_argument("--fps", type=float, default=None, help="sampling rate (default: the model's, else 10)")
-    p.add_argument("--seq-len", type=int, default=None, help="frames per clip (default: the model's)")
-    p.add_argument("--overlap", type=float, default=None, help="overlapping ratio of clips (default: 0.5)")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CCC interval (default: %(default)s)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--fps", type=POSITIVE, default=None, help="sampling rate (default: the model's, else 10)")
+    p.add_argument("--seq-len", type=COUNT, default=None, help="frames per clip (default: the model's)")
+    p.add_argument("--overlap", type=OVERLAP, default=None, help="overlapping ratio of clips (default: 0.5)")
+    p.add_argument("--n-boot", type=COUNT, default=1000, help="bootstrap resamples for the CCC interval (default: %(default)s)")
     p.set_defaults(run=_evaluate)
 
     p = commands.add_parser("predict", help="valence/arousal of any video",
@@ -387,15 +431,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", help="the video file")
     p.add_argument("--checkpoint", required=True, help="a model.pt or best.pt written by the book or `emorec train`")
     p.add_argument("--out", required=True, help="output folder (created; files in it are replaced)")
-    p.add_argument("--fps", type=float, default=None, help="sampling rate (default: the model's, else 10)")
-    p.add_argument("--seq-len", type=int, default=None,
+    p.add_argument("--fps", type=POSITIVE, default=None, help="sampling rate (default: the model's, else 10)")
+    p.add_argument("--seq-len", type=COUNT, default=None,
                    help="frames per clip (default: the model's, from its artefact folder)")
-    p.add_argument("--overlap", type=float, default=None, help="overlapping ratio of clips (default: 0.5)")
+    p.add_argument("--overlap", type=OVERLAP, default=None, help="overlapping ratio of clips (default: 0.5)")
     p.add_argument("--postprocess", default="auto", choices=("auto", "none"),
                    help="auto (default): the §3.4 post-processing recorded beside the checkpoint, if any; none: raw model output")
     p.add_argument("--mp4", action="store_true", help="also write annotated.mp4")
     p.add_argument("--cache", default=None, help="keep the face crops in this folder (default: temporary)")
-    p.add_argument("--min-face-size", type=float, default=80, help="smallest face searched for, in pixels (default: %(default)s)")
+    p.add_argument("--min-face-size", type=FACE_SIZE, default=80, help="smallest face searched for, in pixels (default: %(default)s)")
     p.set_defaults(run=_predict)
 
     p = commands.add_parser("book",
@@ -407,15 +451,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _one_line(err: BaseException) -> str:
+    """The error as one line; an OSError as ``<path>: <the system's reason>``."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        target = f" -> {err.filename2}" if err.filename2 is not None else ""
+        return f"{err.filename}{target}: {err.strerror}"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    if isinstance(err, MemoryError):
+        return f"out of memory{': ' + str(err) if str(err) else ''}"
     return " ".join(str(err).split()) or type(err).__name__
 
 
+# What a user's input or the system can cause: reported in one line. Anything else is a bug in
+# emorec and keeps its traceback.
+EXPECTED_ERRORS = (ValueError, OSError, MemoryError, book.BookError)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``emorec`` command; returns the exit status."""
+    """Entry point of the ``emorec`` command; returns the exit status (see ``EXIT_STATUS``)."""
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as err:
+    except EXPECTED_ERRORS as err:
         if args.traceback:
             raise
         print(f"emorec {args.command}: error: {_one_line(err)}", file=sys.stderr)

@@ -79,39 +79,60 @@ class Predictor:
 
 
 def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+    """A JSON object written beside a checkpoint, None when there is none; ValueError naming a
+    malformed one (it would otherwise silently change the settings used)."""
+    if not path.exists():
         return None
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: malformed JSON beside the checkpoint ({err})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object beside the checkpoint, found {type(obj).__name__}")
+    return obj
+
+
+def _trained_settings(path: Path, config) -> dict:
+    """``seq_len, fps, overlap, tolerance`` of a ``config.json``'s ``config``; ValueError naming the file
+    for a missing mapping or a value of the wrong kind."""
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: 'config' must be a mapping, found {type(config).__name__}")
+    kinds = {"seq_len": (int,), "fps": (int, float), "overlap": (int, float), "tolerance": (int, float)}
+    trained = {}
+    for key, types in kinds.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types) or not math.isfinite(value):
+            raise ValueError(f"{path}: 'config.{key}' is {value!r}, not a number of the kind it needs")
+        trained[key] = value
+    return trained
 
 
 def load_predictor(checkpoint) -> Predictor:
     """Load a checkpoint of the book for prediction (§3.3 models; the settings of §3.2 it was trained with).
 
     Raises FileNotFoundError for a missing file and ValueError, naming the file, for a file that is
-    not one of our checkpoints, is corrupt, or holds a model that does not predict valence and
-    arousal (e.g. Table 1's expression classifiers)."""
+    not one of our checkpoints, is corrupt, holds a model that does not predict valence and arousal
+    (e.g. Table 1's expression classifiers), or has a malformed ``config.json`` / ``result.json``
+    beside it."""
     from .models import load_model
     from .train.checkpoint import load_checkpoint
 
     checkpoint = Path(checkpoint)
-    try:
-        saved = load_checkpoint(checkpoint)
-    except (ValueError, FileNotFoundError):
-        raise
-    except Exception as err:  # torch's safe unpickler raises various errors on arbitrary bytes
-        raise ValueError(f"checkpoint {checkpoint} cannot be read ({type(err).__name__}): not an emorec "
-                         f"checkpoint, or corrupt") from None
+    saved = load_checkpoint(checkpoint)
     model = load_model(checkpoint)
     kind = model.config.get("kind")
     if kind == "cnn2d" and model.config.get("task") != "regression":
         raise ValueError(f"checkpoint {checkpoint} is a {model.config.get('num_outputs')}-class expression "
                          f"classifier (Table 1), not a valence/arousal model")
     folder = checkpoint.parent
-    config = (_read_json(folder / "config.json") or {}).get("config")
-    config = config if isinstance(config, dict) else {}
-    size = saved.get("input_size") or config.get("input_size") or CROP_SIZE
-    trained = {k: config[k] for k in ("seq_len", "fps", "overlap", "tolerance") if config.get(k) is not None}
+    config_path = folder / "config.json"
+    config = (_read_json(config_path) or {}).get("config")
+    trained = _trained_settings(config_path, config)
+    size = saved.get("input_size") or (config or {}).get("input_size") or CROP_SIZE
     result = _read_json(folder / "result.json") or {}
     recorded = {t: result.get(f"{t}_postprocess") for t in TARGETS}
     postprocess = recorded if all(isinstance(v, dict) for v in recorded.values()) else None

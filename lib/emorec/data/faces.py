@@ -79,7 +79,7 @@ class FaceExtractor:
                  batch_size: int = 32, device: str = "cpu"):
         if not 0.0 < detect_scale <= 1.0:
             raise ValueError(f"detect_scale must be in (0, 1], got {detect_scale}")
-        if min_face_size * detect_scale < 12:
+        if not (math.isfinite(min_face_size) and min_face_size * detect_scale >= 12):  # NaN fails too
             raise ValueError(f"min_face_size × detect_scale must be >= 12 px (MTCNN's cell size), "
                              f"got {min_face_size} × {detect_scale}")
         if len(thresholds) != 3 or not all(0.0 <= t < 1.0 for t in thresholds):

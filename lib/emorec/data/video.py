@@ -154,8 +154,8 @@ def resample_indices(n_frames: int, source_fps: float, fps: float | None) -> np.
     """
     if fps is None or abs(fps - source_fps) < 1e-9:
         return np.arange(n_frames)
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
+    if not (np.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a finite number > 0, got {fps}")
     if fps > source_fps + 1e-9:
         raise ValueError(f"cannot resample {source_fps:g} fps up to {fps:g} fps; choose fps <= {source_fps:g}")
     duration = n_frames / source_fps

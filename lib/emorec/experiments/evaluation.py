@@ -101,7 +101,9 @@ def score(split: SplitPredictions) -> dict[str, float]:
 
 
 def bootstrap_ccc(split: SplitPredictions, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """Percentile bootstrap interval of the pooled CCC, resampling whole videos with replacement."""
+    """Percentile bootstrap interval of the pooled CCC, resampling whole videos with replacement (§4.2, ours)."""
+    if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 1):  # 0 would give a NaN interval
+        raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
     rng = np.random.default_rng(seed)
     n = len(split.videos)
     out = {}

@@ -49,10 +49,12 @@ def vggface_weights_file(path=None) -> Path:
 
 
 def _load_file(path: Path, hint: str) -> dict:
+    from ..train.checkpoint import read_tensor_file
+
     if not path.is_file():
         raise FileNotFoundError(f"pre-trained weights not found: {path}. {hint} "
                                 "(nothing is downloaded at run time)")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return read_tensor_file(path, "a PyTorch weights file")
 
 
 def load_imagenet_state(backbone: str) -> dict:
@@ -187,9 +189,9 @@ def _bn_keys(stages: nn.Sequential) -> tuple:
 
 
 def _load_checkpoint(normalize: nn.Module, stages: nn.Sequential, path: Path) -> str:
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    state = _unwrap_checkpoint(torch.load(path, map_location="cpu", weights_only=True), path)
+    from ..train.checkpoint import read_tensor_file
+
+    state = _unwrap_checkpoint(read_tensor_file(path), path)
     feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
     if not feats or not all(k.split(".")[0] in STAGES for k in feats):
         raise ValueError(f"{path}: no 2D backbone weights (features.conv1 … conv5) in this checkpoint")

@@ -53,17 +53,35 @@ def save_json(obj, path: Path) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+NOT_LOADED = "corrupt, or contains objects other than tensors; not loaded, for safety"
+
+
+def read_tensor_file(path, what: str = "an emorec checkpoint"):
+    """``torch.load(path, weights_only=True)`` with one-line errors naming the file (ours).
+
+    PyTorch's own message for a file its safe unpickler refuses advises loading with
+    ``weights_only=False``, i.e. running whatever the file contains; it is replaced by ours. A folder
+    or a missing path is named as such; an unreadable file raises its OSError (path and reason).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not a checkpoint file")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception:  # the safe unpickler and the zip reader raise many types on foreign or corrupt files
+        raise ValueError(f"{path}: not {what}: {NOT_LOADED}") from None
+
+
 def load_checkpoint(path) -> dict:
     """Read a checkpoint or ``best.pt`` written by :func:`emorec.train.fit` (safe unpickler only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # the safe unpickler raises many types on foreign or corrupt files
-        raise ValueError(f"checkpoint {path} cannot be read: {err}") from None
+    obj = read_tensor_file(path)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT or "model" not in obj:
-        raise ValueError(f"checkpoint {path} was not written by emorec.train.fit (format {FORMAT})")
+        raise ValueError(f"{path}: not an emorec checkpoint: a PyTorch file without the entries "
+                         f"emorec.train.fit writes (format {FORMAT}, model)")
     return obj
 
 
