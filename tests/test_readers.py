@@ -1,5 +1,6 @@
 """Readers of the real datasets' label formats (§4.1), on hand-written fixture files and broken copies."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +147,91 @@ def test_load_sewa_on_avec_layout(tmp_path):
     assert dict(zip(df["video"], df["split"])) == {"Devel_DE_01": "test", "Train_HU_03": "train"}
     labels = sewa.read_video_labels(df.set_index("video").loc["Devel_DE_01"])
     assert list(labels.columns) == ["time", "valence", "arousal"] and len(labels) == 8
+
+
+# --- labels that do not line up with their video are refused -----------------------------------
+
+def _shift_avec_times(text: str, by: float) -> str:
+    return re.sub(r"^('[^']*';)([-\d.]+)", lambda m: f"{m[1]}{float(m[2]) + by:.6f}", text, flags=re.M)
+
+
+def _shift_sewa_times(text: str, by: float) -> str:
+    return re.sub(r"^([-\d.]+),", lambda m: f"{float(m[1]) + by:.4f},", text, flags=re.M)
+
+
+def test_negative_times_are_refused_with_the_line(tmp_path):
+    bad = _copy(tmp_path, AVEC19, lambda t: _shift_avec_times(t, -0.4))  # labels 0.4 s early
+    with pytest.raises(ValueError, match=r"line 2: time -0.4 s is negative") as err:
+        sewa.read_avec_labels(bad)
+    assert str(bad) in str(err.value)
+    bad = _copy(tmp_path, SEWA_V, lambda t: _shift_sewa_times(t, -0.2))
+    with pytest.raises(ValueError, match=r"line 2: time -0.2 s is negative") as err:
+        sewa.read_annotations(bad)
+    assert str(bad) in str(err.value)
+
+
+def test_a_rounded_zero_time_is_not_negative(tmp_path):
+    ok = _copy(tmp_path, AVEC19, lambda t: t.replace("'Devel_DE_01';0.000000;", "'Devel_DE_01';-0.000100;"))
+    assert sewa.read_avec_labels(ok)["time"].iloc[0] == pytest.approx(-1e-4)
+
+
+def test_avec_name_of_another_recording_is_refused_with_the_line(tmp_path):
+    pasted = _copy(tmp_path, AVEC19, lambda t: t.replace("'Devel_DE_01';0.300000", "'Devel_DE_02';0.300000"))
+    with pytest.raises(ValueError, match=r"line 5: name 'Devel_DE_02' is another recording than the "
+                                         r"file's \('Devel_DE_01'\)") as err:
+        sewa.read_avec_labels(pasted)
+    assert str(pasted) in str(err.value)
+    renamed = _copy(tmp_path, AVEC18, lambda t: t, name="Train_HU_04.csv")  # no header: line 1 is data
+    with pytest.raises(ValueError, match=r"Train_HU_04.csv: line 1: name 'Train_HU_03'"):
+        sewa.read_avec_labels(renamed)
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda p: p.write_bytes("time,Annotator1\n0.0,0.5\n0.1,0.4\n".encode("utf-16")), "not UTF-8"),
+    (lambda p: p.write_bytes("time,Annotatør\n0.0,0.5\n0.1,0.4\n".encode("latin-1")), "not UTF-8"),
+    (lambda p: p.mkdir(), "is a directory"),
+    (lambda p: p.write_text("time,Annotator1\n0.0,inf\n0.1,0.4\n"), "not a finite number"),
+    (lambda p: p.write_text("time,Annotator1\nnan,0.5\n0.1,0.4\n"), "not a finite number"),
+])
+def test_hostile_annotation_files(tmp_path, make, problem):
+    bad = tmp_path / "SEW1101_Valence_V_Aligned.csv"
+    make(bad)
+    with pytest.raises(ValueError, match=problem) as err:
+        sewa.read_annotations(bad)
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)
+
+
+def _corpus_with_metadata(tmp_path, metadata: str) -> Path:
+    from emorec.data.video import write_video
+    folder = tmp_path / "SEW1101"
+    folder.mkdir()
+    write_video(folder / "SEW1101.avi", np.zeros((5, 48, 64, 3), np.uint8), 50)
+    for src in (SEWA_V, SEWA_A):
+        (folder / src.name).write_bytes(src.read_bytes())
+    (tmp_path / "metadata.csv").write_text(metadata)
+    return tmp_path
+
+
+def test_metadata_supplies_subject_and_group(tmp_path):
+    root = _corpus_with_metadata(tmp_path, "video,subject,group,split\nSEW1101,S07,3,train\n")
+    row = sewa.load_sewa(root).iloc[0]
+    assert (row["subject"], row["group"]) == ("S07", 3)
+
+
+@pytest.mark.parametrize("metadata, problem", [
+    ("video,subject,split\nSEW1101,S07,train\n", r"missing column\(s\) \['group'\]"),
+    ("name,subject,group\nSEW1101,S07,3\n", r"missing column\(s\) \['video'\]"),
+    ("video,subject,group\nSEW1101,S07,three\n", r"line 2, column 'group': 'three' is not a number"),
+    ("video,subject,group\nSEW1101,S07,1.5\n", r"line 2, column 'group': '1.5' is not an integer"),
+    ("video,subject,group\nSEW1101,S07,1\nSEW1101,S08,2\n", r"line 3: video 'SEW1101' listed twice"),
+    ("video,subject,group\nSEW1101,S07\n", r"line 2 has 2 fields, expected 3"),
+    ("", "empty file"),
+])
+def test_broken_metadata_is_named(tmp_path, metadata, problem):
+    root = _corpus_with_metadata(tmp_path, metadata)
+    with pytest.raises(ValueError, match=problem) as err:
+        sewa.load_sewa(root)
+    assert str(root / "metadata.csv") in str(err.value)
 
 
 # --- RAF-DB -----------------------------------------------------------------------------------

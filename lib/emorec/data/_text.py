@@ -92,21 +92,36 @@ def table(path, n_min_columns: int, first_is_name: bool = False) -> tuple:
     return header, rows, numbers
 
 
-def check_time(path, times: np.ndarray, max_gap_factor: float = 1.5) -> None:
-    """Time must increase strictly with a regular step; a step over 1.5x the usual one means missing rows."""
+NEGATIVE_TIME_SLACK_S = 1e-3  # "-0.0001" is a rounded 0; anything earlier would shift the labels
+
+
+def _where(lines, row: int) -> str:
+    return f"line {lines[row]}" if lines is not None else f"data row {row + 1}"
+
+
+def check_time(path, times: np.ndarray, lines=None, max_gap_factor: float = 1.5) -> None:
+    """Time must not be negative (beyond ``NEGATIVE_TIME_SLACK_S`` of rounding: labels before the video
+    starts are misaligned by that much) and must increase strictly with a regular step; a step over
+    1.5x the usual one means missing rows. ``lines`` (the rows' line numbers) lets errors name the line."""
+    negative = np.flatnonzero(times < -NEGATIVE_TIME_SLACK_S)
+    if negative.size:
+        k = negative[0]
+        raise ValueError(f"{path}: {_where(lines, k)}: time {times[k]:g} s is negative (labels before the "
+                         f"video starts would be misaligned with it)")
     if len(times) < 2:
         return
     step = np.diff(times)
     bad = np.flatnonzero(step <= 0)
     if bad.size:
         k = bad[0]
-        raise ValueError(f"{path}: time is not increasing at row {k + 2} ({times[k]:g} then {times[k + 1]:g})")
+        raise ValueError(f"{path}: time is not increasing at {_where(lines, k + 1)} ({times[k]:g} then "
+                         f"{times[k + 1]:g})")
     usual = float(np.median(step))
     gap = np.flatnonzero(step > max_gap_factor * usual)
     if gap.size:
         k = gap[0]
         raise ValueError(f"{path}: time gap (missing rows) between {times[k]:g} and {times[k + 1]:g} "
-                         f"(usual step {usual:g})")
+                         f"at {_where(lines, k + 1)} (usual step {usual:g})")
 
 
 def check_range(path, values: np.ndarray, column: str, lo: float = -1.0, hi: float = 1.0) -> None:

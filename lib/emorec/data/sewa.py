@@ -59,11 +59,22 @@ def read_avec_labels(path) -> pd.DataFrame:
         data["name"].append(record["name"])
         for c in _AVEC_COLUMNS[1:]:
             data[c].append(_text.parse_float(record[c], path, k, c) if c in record else np.nan)
+    _check_avec_names(path, data["name"], lines)
     df = pd.DataFrame(data)
-    _text.check_time(path, df["time"].to_numpy())
+    _text.check_time(path, df["time"].to_numpy(), lines)
     for c in ("arousal", "valence") + (("liking",) if "liking" in columns else ()):
         _text.check_range(path, df[c].to_numpy(), c)
     return df
+
+
+def _check_avec_names(path, names: list, lines: list) -> None:
+    """Every row's ``name`` must be the file's recording (``Devel_DE_01`` in ``Devel_DE_01.csv``):
+    a file renamed or pasted from another recording would label the wrong video."""
+    expected = Path(path).stem
+    for name, k in zip(names, lines):
+        if name.lower() != expected.lower():
+            raise ValueError(f"{path}: line {k}: name {name!r} is another recording than the file's "
+                             f"({expected!r})")
 
 
 def _read_aligned(path) -> pd.DataFrame:
@@ -76,7 +87,7 @@ def _read_aligned(path) -> pd.DataFrame:
     values = np.array([[_text.parse_float(f, path, k, c) for f, c in zip(fields, cols)]
                        for fields, k in zip(rows, lines)])
     df = pd.DataFrame(values, columns=cols)
-    _text.check_time(path, df["time"].to_numpy())
+    _text.check_time(path, df["time"].to_numpy(), lines)
     for c in names:
         _text.check_range(path, df[c].to_numpy(), c)
     return df
@@ -219,8 +230,27 @@ def load_sewa(root, split_file=None, condition=None) -> pd.DataFrame:
     return pd.DataFrame(rows)[cols].sort_values("video").reset_index(drop=True)
 
 
+METADATA_COLUMNS = ("video", "subject", "group")  # of our metadata.csv (emorec.data.synthetic)
+
+
 def _read_metadata(path: Path) -> dict:
+    """``metadata.csv`` (ours): video -> subject and group; ValueError naming the file, and the line or
+    the missing column, for anything else."""
     if not path.exists():
         return {}
-    meta = pd.read_csv(path, dtype={"video": str, "subject": str})
-    return {r["video"]: {"subject": r["subject"], "group": int(r["group"])} for _, r in meta.iterrows()}
+    header, rows, lines = _text.table(path, len(METADATA_COLUMNS))
+    columns = [h.lower() for h in header or ()]
+    missing = [c for c in METADATA_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing} (needs {', '.join(METADATA_COLUMNS)}; "
+                         f"found {header})")
+    iv, isub, ig = (columns.index(c) for c in METADATA_COLUMNS)
+    out = {}
+    for fields, k in zip(rows, lines):
+        group = _text.parse_float(fields[ig], path, k, "group")
+        if not group.is_integer():
+            raise ValueError(f"{path}: line {k}, column 'group': {fields[ig]!r} is not an integer")
+        if fields[iv] in out:
+            raise ValueError(f"{path}: line {k}: video {fields[iv]!r} listed twice")
+        out[fields[iv]] = {"subject": fields[isub], "group": int(group)}
+    return out
