@@ -8,6 +8,7 @@ import math
 import os
 import random
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,19 +62,20 @@ def read_tensor_file(path, what: str = "an emorec checkpoint"):
 
     PyTorch's own message for a file its safe unpickler refuses advises loading with
     ``weights_only=False``, i.e. running whatever the file contains; it is replaced by ours. A folder
-    or a missing path is named as such; an unreadable file raises its OSError (path and reason).
+    or a missing path is named as such; a file that cannot be opened raises its OSError (path and reason).
     """
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: is a folder, not a checkpoint file")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:
-        raise
-    except Exception:  # the safe unpickler and the zip reader raise many types on foreign or corrupt files
-        raise ValueError(f"{path}: not {what}: {NOT_LOADED}") from None
+    with path.open("rb") as file, warnings.catch_warnings():  # an unreadable file: its OSError names it
+        # the safe unpickler warns about foreign pickle protocols before refusing them
+        warnings.filterwarnings("ignore", module=r"torch\._weights_only_unpickler")
+        try:
+            return torch.load(file, map_location="cpu", weights_only=True)
+        except Exception:  # the safe unpickler and the zip reader raise many types (OSError too) on foreign bytes
+            raise ValueError(f"{path}: not {what}: {NOT_LOADED}") from None
 
 
 def load_checkpoint(path) -> dict:
