@@ -104,7 +104,7 @@ def test_the_installed_entry_point_prints_no_traceback(files):
                           capture_output=True, text=True)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f"emorec predict: error: {files['junk']}: OpenCV cannot open it as "
-                                                f"a video (not a video, or corrupt)"]
+                                                f"a video: not a video, or truncated or corrupt"]
 
 
 def test_predict_writes_the_frame_table_figures_and_annotated_video(files, capsys):
