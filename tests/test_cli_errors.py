@@ -83,6 +83,17 @@ def test_exit_statuses_are_documented_in_the_help():
     assert "exit status" in readme.lower() and "usage error" in readme
 
 
+@pytest.mark.parametrize("make, problem", [
+    (lambda p: p.mkdir(), "is a folder, not a configuration file"),
+    (lambda p: p.write_bytes("table: table2\nconfig: {name: caf\u00e9}\n".encode("latin-1")), "not UTF-8 text"),
+])
+def test_train_configuration_files_that_are_not_yaml_text(tmp_path, make, problem):
+    path = tmp_path / "config.yaml"
+    make(path)
+    proc = emorec("train", path)
+    assert proc.returncode == 1 and one_line(proc).startswith(f"emorec train: error: {path}: {problem}")
+
+
 # --------------------------------------------------------------------------------------------------
 # Checkpoints that are not ours: one line, never PyTorch's advice to load unsafely
 # --------------------------------------------------------------------------------------------------
@@ -193,6 +204,37 @@ def test_a_malformed_config_json_beside_the_checkpoint_is_named(tmp_path, model_
     assert code == 1
     assert line.startswith(f"emorec predict: error: {folder / 'config.json'}: ") and problem in line, line
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# A real-data root whose metadata.csv lacks a column
+# --------------------------------------------------------------------------------------------------
+
+FIXTURE_SEWA = Path(__file__).parent / "fixtures" / "sewa" / "SEW1101"
+
+
+def _sewa_root(root: Path) -> Path:
+    """Three 1 s recordings with the fixture's labels, one per split."""
+    splits = {"SEW1101": "train", "SEW1102": "validation", "SEW1103": "test"}
+    for name in splits:
+        folder = root / name
+        folder.mkdir(parents=True)
+        write_video(folder / f"{name}.avi", np.zeros((50, 48, 64, 3), np.uint8), fps=50)
+        for label in FIXTURE_SEWA.iterdir():
+            (folder / label.name.replace("SEW1101", name)).write_bytes(label.read_bytes())
+    (root / "splits.csv").write_text("video,split\n" + "".join(f"{v},{s}\n" for v, s in splits.items()))
+    return root
+
+
+def test_evaluate_on_a_root_whose_metadata_lacks_a_column(tmp_path, model_dir):
+    # refused while indexing the root, before any face is extracted (labels: see test_readers.py)
+    root = _sewa_root(tmp_path / "sewa")
+    bad = root / "metadata.csv"
+    bad.write_text("video,subject,split\nSEW1101,S1,train\n")
+    proc = emorec("evaluate", model_dir / "model.pt", "--sewa-root", root, "--seq-len", 4, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert one_line(proc).startswith(f"emorec evaluate: error: {bad}: missing column(s) ['group']")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sewa"]  # no cache started
 
 
 # --------------------------------------------------------------------------------------------------

@@ -149,10 +149,14 @@ def load_train_yaml(path: Path) -> dict:
     as ``emorec train <table>:<profile>:<i> --show`` prints it) and optionally ``profile``."""
     import yaml
 
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not a configuration file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such configuration file")
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(spec, dict) or spec.get("table") not in TABLES or not isinstance(spec.get("config"), dict):

@@ -68,7 +68,8 @@ class _FFmpegLog:
     """Collects what FFmpeg and OpenCV write to file descriptor 2 while the video is read (ours).
 
     ``with log:`` around each call into OpenCV sends descriptor 2 to a temporary file and back, so
-    the user's stderr gets none of it; :meth:`lines` gives it back without FFmpeg's prefixes.
+    the user's stderr gets none of it; :meth:`lines` gives it back without FFmpeg's prefixes. (What
+    another thread writes to stderr during such a call lands in the file too: decode in one thread.)
     """
 
     def __init__(self):
