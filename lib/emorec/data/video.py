@@ -29,7 +29,6 @@ the messages can still be read.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import re
@@ -153,27 +152,23 @@ def resample_indices(n_frames: int, source_fps: float, fps: float | None) -> np.
     For each target time ``k / fps`` inside the video the source frame nearest in time is kept
     (50 -> 10 fps keeps frames 0, 5, 10, ...). ``fps=None`` keeps every frame. Up-sampling is refused.
     """
+    kept = _kept_frames(source_fps, fps)
+    return np.fromiter(itertools.takewhile(lambda index: index < n_frames, kept), dtype=int)
+
+
+def _kept_frames(source_fps: float, fps: float | None):
+    """The indices :func:`resample_indices` keeps, without an end (:func:`iter_frames` stops where the
+    stream does). ValueError for a rate that is not finite and positive, or above the source's."""
     if fps is None or abs(fps - source_fps) < 1e-9:
-        return np.arange(n_frames)
+        yield from itertools.count()
+        return
     if not (np.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a finite number > 0, got {fps}")
     if fps > source_fps + 1e-9:
         raise ValueError(f"cannot resample {source_fps:g} fps up to {fps:g} fps; choose fps <= {source_fps:g}")
-    duration = n_frames / source_fps
-    k = np.arange(int(np.floor(duration * fps - 1e-9)) + 1)
-    idx = np.floor(k / fps * source_fps + 0.5 + 1e-9).astype(int)  # nearest, ties to the later frame
-    return np.unique(idx[idx < n_frames])
-
-
-def _kept_frames(source_fps: float, fps: float | None):
-    """Source indices :func:`resample_indices` keeps, without an end: the length is what decodes."""
-    if fps is None or abs(fps - source_fps) < 1e-9:
-        yield from itertools.count()
-        return
-    resample_indices(1, source_fps, fps)  # the same refusals (fps <= 0, up-sampling)
     last = -1
     for k in itertools.count():
-        index = int(np.floor(k / fps * source_fps + 0.5 + 1e-9))
+        index = int(np.floor(k / fps * source_fps + 0.5 + 1e-9))  # nearest, ties to the later frame
         if index > last:
             yield index
             last = index
