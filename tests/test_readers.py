@@ -221,6 +221,7 @@ def test_metadata_supplies_subject_and_group(tmp_path):
 @pytest.mark.parametrize("metadata, problem", [
     ("video,subject,split\nSEW1101,S07,train\n", r"missing column\(s\) \['group'\]"),
     ("name,subject,group\nSEW1101,S07,3\n", r"missing column\(s\) \['video'\]"),
+    ("video,subject\nSEW1101,S07\n", r"missing column\(s\) \['group'\]"),
     ("video,subject,group\nSEW1101,S07,three\n", r"line 2, column 'group': 'three' is not a number"),
     ("video,subject,group\nSEW1101,S07,1.5\n", r"line 2, column 'group': '1.5' is not an integer"),
     ("video,subject,group\nSEW1101,S07,1\nSEW1101,S08,2\n", r"line 3: video 'SEW1101' listed twice"),

@@ -11,7 +11,6 @@ Mistakes in the input (a missing or unreadable video, a file that is not one of 
 video without a face, a bad YAML file) end with one line on stderr and exit status 1.
 """
 
-
 from __future__ import annotations
 
 import argparse

@@ -238,7 +238,7 @@ def _read_metadata(path: Path) -> dict:
     the missing column, for anything else."""
     if not path.exists():
         return {}
-    header, rows, lines = _text.table(path, len(METADATA_COLUMNS))
+    header, rows, lines = _text.table(path, 1)  # too few columns: named below, as missing ones
     columns = [h.lower() for h in header or ()]
     missing = [c for c in METADATA_COLUMNS if c not in columns]
     if missing:
