@@ -7,7 +7,6 @@ exactly one line naming the option or file, and what is left on disk.
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 import subprocess
@@ -127,7 +126,7 @@ def video(tmp_path_factory):
 def _bad_checkpoints(root: Path, model: Path) -> dict:
     marker = root / "code-was-run"
     made = {
-        "random.pt": lambda p: p.write_bytes(os.urandom(4096)),
+        "random.pt": lambda p: p.write_bytes(np.random.default_rng(0).bytes(4096)),
         "empty.pt": lambda p: p.write_bytes(b""),
         "cut.pt": lambda p: p.write_bytes(model.read_bytes()[:5000]),
         "text.pt": lambda p: p.write_text("model weights\n"),
@@ -298,3 +297,17 @@ def test_extract_on_a_valid_mp4_announcing_more_frames_than_it_holds(tmp_path):
     lines = _error_lines(proc)
     assert len(lines) == 1 and lines[0].startswith(f"emorec extract: error: {video}: ") and "no face" in lines[0]
     assert "truncated" not in proc.stderr and "corrupt" not in proc.stderr
+
+
+@pytest.mark.parametrize("make, problem", [
+    (lambda p: p.mkdir(), "is a directory, not a video file"),
+    (lambda p: p.write_bytes(b""), "empty file, not a video"),
+    (lambda p: p.write_bytes(np.random.default_rng(0).bytes(50_000)), "OpenCV cannot open it as a video"),
+])
+def test_predict_on_something_that_is_not_a_video(tmp_path, model_dir, make, problem, capsys):
+    path = tmp_path / "clip.mp4"
+    make(path)
+    code, err = in_process(["predict", path, "--checkpoint", model_dir / "model.pt", "--out", tmp_path / "out"],
+                           capsys)
+    assert code == 1 and err.startswith(f"emorec predict: error: {path}: {problem}") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
