@@ -162,19 +162,19 @@ def test_files_that_are_not_checkpoints_are_refused_for_safety(tmp_path, model_d
     assert not bad["marker"].exists() and not (tmp_path / "out").exists()
 
 
-def test_a_pytorch_file_that_is_not_ours_says_so(tmp_path):
+def test_a_pytorch_file_that_is_not_ours_says_so(tmp_path, capsys):
     foreign = tmp_path / "resnet.pt"
     torch.save({"conv1.weight": torch.zeros(2, 3)}, foreign)
-    proc = emorec("evaluate", foreign, "--profile", "smoke")
-    assert proc.returncode == 1
-    assert one_line(proc).startswith(f"emorec evaluate: error: {foreign}: not an emorec checkpoint: a PyTorch "
-                                     f"file without the entries emorec.train.fit writes")
+    code, err = in_process(["evaluate", foreign, "--profile", "smoke"], capsys)
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith(f"emorec evaluate: error: {foreign}: not an emorec checkpoint: a PyTorch "
+                          f"file without the entries emorec.train.fit writes")
 
 
-def test_a_folder_given_as_checkpoint(tmp_path, model_dir, video):
-    proc = emorec("predict", video, "--checkpoint", model_dir, "--out", tmp_path / "out")
-    assert proc.returncode == 1
-    assert one_line(proc) == f"emorec predict: error: {model_dir}: is a folder, not a checkpoint file"
+def test_a_folder_given_as_checkpoint(tmp_path, model_dir, video, capsys):
+    code, err = in_process(["predict", video, "--checkpoint", model_dir, "--out", tmp_path / "out"], capsys)
+    assert code == 1
+    assert err == f"emorec predict: error: {model_dir}: is a folder, not a checkpoint file\n"
 
 
 @pytest.mark.parametrize("content, problem", [
