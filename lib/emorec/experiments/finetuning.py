@@ -79,8 +79,9 @@ _ROWS = {
               + [("vgg16", "identity", b) for b in BLOCKS] + [("vgg16_bn", "identity", b) for b in BLOCKS]
               + [("vgg11", "scratch", "Full"), ("vgg16", "scratch", "Full"), ("vgg16_bn", "scratch", "Full")]),
     "cpu": ([("vgg16_bn", "identity", b) for b in ("Full", "Conv_4_1", "Conv_5_1")]
-            + [("vgg16_bn", "scratch", "Full"), ("vgg11", "imagenet", "Full")]),
-    "smoke": [("vgg16_bn", "identity", "Full"), ("vgg16_bn", "identity", "Conv_4_1"), ("vgg11", "imagenet", "Full")],
+            + [("vgg16_bn", "scratch", "Full"), ("vgg11", "imagenet", "Full"), ("vgg16_bn", "vggface", "Full")]),
+    "smoke": [("vgg16_bn", "identity", "Full"), ("vgg16_bn", "identity", "Conv_4_1"), ("vgg11", "imagenet", "Full"),
+              ("vgg16_bn", "vggface", "Full")],
 }
 
 
