@@ -10,10 +10,11 @@ per base model × source and per label, the configuration with the best *validat
 
 Sources of the 2D weights (the paper's "Dataset for Initialization"):
 
-- ``"raf"``: the RAF-like fine-tuned 2D model of Table 1
-  (:func:`emorec.experiments.finetuning.best_expression_checkpoint`), the paper's "RAF-DB";
-- ``"identity"``: the identity-classification pre-training of Table 1
-  (:func:`~emorec.experiments.finetuning.identity_checkpoint`), our synthetic stand-in for "VGG-Face";
+- ``"raf"``: the paper's "RAF-DB", the Table-1 model with the best validation accuracy among those that
+  start from VGG-Face (:func:`emorec.experiments.finetuning.best_expression_checkpoint`; never scratch);
+- ``"identity"``: the paper's "VGG-Face" as the video chapters give it
+  (:func:`~emorec.experiments.finetuning.video_initialisation`): the real ``vgg_face_dag.pth`` when
+  present, else the identity-classification pre-training of Table 1, our synthetic stand-in;
 - ``"imagenet"``, ``"vggface"``: the published weights; they cannot be downloaded here, so such a row
   reports the models' own FileNotFoundError text, and runs for real when the file is present.
 
