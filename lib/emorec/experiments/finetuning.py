@@ -34,6 +34,7 @@ from emorec import paper
 from emorec.data.rafdb import EMOTIONS, read_identities, read_labels
 from emorec.models import (BLOCKS, CNN2D, DEFAULT_INPUT_SIZE, PAPER_NAMES, imagenet_weights_file,
                            vggface_weights_file)
+from emorec.models.weights import VGGFACE_FILE
 from emorec.train import TrainConfig, fit, predict
 from emorec.train import checkpoint as ckpt
 
@@ -456,7 +457,8 @@ def best_expression_checkpoint(artefact_root="artefacts", profile: str = "cpu", 
     ran = sorted({(c["backbone"], c["source"]) for _, c, _ in rows})
     raise FileNotFoundError(f"no current Table-1 checkpoint of {backbone!r} that starts from VGG-Face (or its "
                             f"identity stand-in) under {store.root / TABLE} (finished rows: {ran or 'none'}); "
-                            f"run chapter 04_3_finetuning with such rows first")
+                            f"run chapter 04_3_finetuning with such rows first (on real RAF-DB, which lists no "
+                            f"identities, that needs {VGGFACE_FILE})")
 
 
 def describe_checkpoint(path) -> str:
