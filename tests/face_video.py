@@ -26,16 +26,30 @@ def face_offset(i: int) -> tuple[int, int]:
     return int(round(70 + 50 * np.sin(i / 25))), int(round(20 + 12 * np.cos(i / 30)))
 
 
-def write_face_video(path: Path, n_frames: int = 150, blank: range = range(0), fps: float = 50.0) -> Path:
+def face_frames(n_frames: int = 150, blank: range = range(0)):
+    """The frames of the test video, RGB uint8 [240, 320, 3], one by one."""
     face = astronaut_face()
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"XVID"), fps, (320, 240))
-    assert writer.isOpened(), "OpenCV cannot write Xvid here"
     for i in range(n_frames):
         frame = np.full((240, 320, 3), 96, np.uint8)
         frame[:, :, 2] = 120 + (i % 7)  # a faintly changing background
         if i not in blank:
             x, y = face_offset(i)
             frame[y:y + FACE_H, x:x + FACE_W] = face
+        yield frame
+
+
+def write_face_video(path: Path, n_frames: int = 150, blank: range = range(0), fps: float = 50.0) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"XVID"), fps, (320, 240))
+    assert writer.isOpened(), "OpenCV cannot write Xvid here"
+    for frame in face_frames(n_frames, blank):
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     return path
+
+
+def write_face_frames(folder: Path, n_frames: int = 150, blank: range = range(0)) -> Path:
+    """The same frames as a folder of PNG images ``00000.png`` ... (AFEW-VA's layout)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(face_frames(n_frames, blank)):
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder

@@ -11,6 +11,8 @@ from emorec.models import (BACKBONES, BLOCKS, CNN2D, NORMALIZATIONS, STAGES, bui
                            count_parameters, imagenet_weights_file, vggface_to_torchvision)
 from emorec.models.weights import VGGFACE_CONVS, VGGFACE_ENV, VGGFACE_FEATURE_INDICES, VGGFACE_URL
 
+from fake_weights import fake_vggface
+
 
 def rel_err(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
@@ -168,18 +170,7 @@ def test_pretrained_weights_need_full_width():
 # --- VGG-Face (Albanie's vgg_face_dag.pth) ---------------------------------------------------------
 
 def _fake_vggface(seed=0) -> dict:
-    """A state dict in vgg_face_dag's format: conv1_1 … conv5_3 random; fc6/7/8 stride-0 (tiny file)."""
-    g = torch.Generator().manual_seed(seed)
-    chans = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
-    state, cin = {}, 3
-    for name, cout in zip(VGGFACE_CONVS, chans):
-        state[f"{name}.weight"] = torch.randn(cout, cin, 3, 3, generator=g) * (2 / (9 * cin)) ** 0.5
-        state[f"{name}.bias"] = torch.randn(cout, generator=g) * 0.1
-        cin = cout
-    for name, (o, i) in {"fc6": (4096, 25088), "fc7": (4096, 4096), "fc8": (2622, 4096)}.items():
-        state[f"{name}.weight"] = torch.randn(1, 1).expand(o, i)
-        state[f"{name}.bias"] = torch.randn(1).expand(o)
-    return state
+    return fake_vggface(seed)
 
 
 def test_vggface_mapping_indices():

@@ -9,11 +9,12 @@ from __future__ import annotations
 import platform
 import subprocess
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 
 from . import __version__
-from .paths import project_root
+from .paths import project_root, resolve
 
 
 @lru_cache(maxsize=1)
@@ -30,6 +31,23 @@ def git_commit() -> str:
         return "unknown"
 
 
+def display_path(path) -> str:
+    """``path`` as a reader should see it (ours): relative to the repository when inside it, else with
+    ``~`` for the home folder, else absolute. Never the machine-specific prefix of a checkout."""
+    full = resolve(path).resolve()
+    for base, prefix in ((project_root().resolve(), ""), (Path.home().resolve(), "~/")):
+        if full == base or base in full.parents:
+            rel = full.relative_to(base).as_posix()
+            return (prefix + rel) if rel != "." else (prefix.rstrip("/") or ".")
+    return full.as_posix()
+
+
+def dataset_description(name: str, root=None, synthetic: str = "") -> str:
+    """The words a provenance line uses for the data actually read (ours): ``"<name> at <root>"``
+    for a real copy, else the synthetic stand-in's description."""
+    return synthetic if root is None else f"{name} at {display_path(root)}"
+
+
 def device_name() -> str:
     """The device that training uses: the CUDA GPU's name, else ``cpu``."""
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
@@ -39,7 +57,7 @@ def provenance(data: str, profile: str, seed: int | None = None) -> str:
     """One line naming the data, profile, seed, commit and device behind a result.
 
     ``data`` says in words which data produced it, e.g. ``"synthetic SEWA-like corpus"`` or
-    ``"SEWA-DB (real)"``.
+    ``"SEWA-DB at ~/data/sewa"`` (:func:`dataset_description`).
     """
     parts = [f"data: {data}", f"profile: {profile}"]
     if seed is not None:

@@ -291,11 +291,12 @@ def mtcnn_stages(image: np.ndarray, extractor: FaceExtractor | None = None) -> d
 # Frame sampling (decoding and resampling by timestamps live in emorec.data.video)
 # --------------------------------------------------------------------------------------------------
 
-def _sampled_frames(video_path: Path, fps: float | None, start: int) -> Iterator[tuple[int, int, np.ndarray]]:
+def _sampled_frames(video_path: Path, fps: float | None, start: int,
+                    frame_rate: float | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield (frame number at the sampling fps, source frame index, RGB frame) from frame ``start`` on."""
-    source_fps = video.video_info(video_path).fps
+    source_fps = video.video_info(video_path, frame_rate).fps
     rate = source_fps if fps is None else fps
-    for index, time_s, rgb in video.iter_frames(video_path, fps):
+    for index, time_s, rgb in video.iter_frames(video_path, fps, frame_rate):
         k = int(round(time_s * rate))
         if k >= start:
             yield k, index, rgb
@@ -335,11 +336,17 @@ def _file_sha1(path: Path) -> str:
 
 
 def _source_fingerprint(path: Path, previous: dict | None) -> dict:
-    """Size, mtime and SHA-1 of the video; the hash is reused when size and mtime are unchanged."""
-    stat = path.stat()
-    fp = {"name": path.name, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    if previous and previous.get("size") == fp["size"] and previous.get("mtime_ns") == fp["mtime_ns"]:
+    """Size, mtime and SHA-1 of the video (of every frame image, names included, for a folder of
+    frames); the hash is reused when size and mtime are unchanged."""
+    files = video.frame_files(path) if path.is_dir() else [path]
+    stats = [f.stat() for f in files]
+    fp = {"name": path.name, "size": sum(st.st_size for st in stats), "mtime_ns": max(st.st_mtime_ns for st in stats)}
+    if path.is_dir():
+        fp["n_files"] = len(files)
+    if previous and all(previous.get(k) == v for k, v in fp.items() if k != "name"):
         fp["sha1"] = previous.get("sha1")
+    elif path.is_dir():
+        fp["sha1"] = hashlib.sha1("".join(f"{f.name}:{_file_sha1(f)}\n" for f in files).encode()).hexdigest()
     else:
         fp["sha1"] = _file_sha1(path)
     return fp
@@ -415,10 +422,10 @@ def _process_chunk(extractor: FaceExtractor, frames: list[tuple[int, int, np.nda
 
 
 def _run_chunks(video_path: Path, work: Path, extractor: FaceExtractor, fps: float | None,
-                crop_size: tuple[int, int], chunk_size: int, progress: bool) -> list[Path]:
+                crop_size: tuple[int, int], chunk_size: int, progress: bool, frame_rate: float | None = None) -> list[Path]:
     """Extract every chunk not yet in ``work``; each chunk file is written atomically."""
     done = sorted(work.glob("chunk_*.npz"))
-    info = video.video_info(video_path)
+    info = video.video_info(video_path, frame_rate)
     total = len(video.resample_indices(info.n_frames, info.fps, fps))
     bar = tqdm(total=total, initial=len(done) * chunk_size, desc=video_path.name, unit="frame",
                disable=not progress, leave=False)
@@ -430,7 +437,7 @@ def _run_chunks(video_path: Path, work: Path, extractor: FaceExtractor, fps: flo
         bar.update(len(pending))
 
     try:
-        for item in _sampled_frames(video_path, fps, start=len(done) * chunk_size):
+        for item in _sampled_frames(video_path, fps, len(done) * chunk_size, frame_rate):
             pending.append(item)
             if len(pending) == chunk_size:
                 flush()
@@ -487,7 +494,7 @@ def _assemble(video_path: Path, cache_dir: Path, chunk_files: list[Path], meta: 
 
 def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, fps: float | None = 10,
                   crop_size: tuple[int, int] = (100, 80), extractor: FaceExtractor | None = None,
-                  chunk_size: int = 256, progress: bool = True) -> FaceTrack:
+                  chunk_size: int = 256, progress: bool = True, frame_rate: float | None = None) -> FaceTrack:
     """Detect, crop and cache the faces of one video (§3.2.1); reuse the cache when it is valid.
 
     Frames are sampled at ``fps`` (the source frame nearest to each time k/fps; ``None`` keeps every
@@ -495,9 +502,10 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
     Chunks of ``chunk_size`` sampled frames are saved as they finish, so an interrupted extraction
     resumes where it stopped. Raises FileNotFoundError for a missing file and ValueError, naming the
     file, for a video OpenCV cannot decode or in which no face is ever found (no entry is left).
+    ``video_path`` may be a folder of frames (AFEW-VA's clips) when ``frame_rate`` states its rate.
     """
     video_path, cache_dir = Path(video_path), Path(cache_dir)
-    if not video_path.is_file():
+    if not video_path.exists():
         raise FileNotFoundError(f"{video_path}: no such video file")
     if fps is not None and fps <= 0:
         raise ValueError(f"{video_path}: fps must be positive, got {fps}")
@@ -505,13 +513,15 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
         raise ValueError(f"crop_size must be (height, width) >= 1, got {crop_size}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    info = video.video_info(video_path)  # ValueError naming the file if OpenCV cannot read it
+    info = video.video_info(video_path, frame_rate)  # ValueError naming the file if it cannot be read
     if fps is not None and fps > info.fps + 1e-9:
         raise ValueError(f"{video_path}: cannot sample at {fps:g} fps, the video has {info.fps:g} fps")
     extractor = extractor or FaceExtractor()
     old_meta = _read_json(cache_dir / "meta.json") or {}
     source = _source_fingerprint(video_path, old_meta.get("source"))
     key = _cache_key(extractor, fps, crop_size, source["sha1"])
+    if frame_rate is not None:  # the stated rate of a folder of frames sets every timestamp
+        key["frame_rate"] = float(frame_rate)
     if _valid_entry(cache_dir, key):
         return load_track(cache_dir)
 
@@ -523,7 +533,7 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
     work.mkdir(parents=True, exist_ok=True)
     _write_atomic(work / "settings.json", lambda f: f.write(json.dumps(work_key).encode()))
     try:
-        chunk_files = _run_chunks(video_path, work, extractor, fps, crop_size, chunk_size, progress)
+        chunk_files = _run_chunks(video_path, work, extractor, fps, crop_size, chunk_size, progress, frame_rate)
         if not chunk_files:
             raise ValueError(f"{video_path}: the video has no decodable frames")
         rate = info.fps if fps is None else float(fps)

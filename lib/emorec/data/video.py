@@ -11,6 +11,9 @@ SEWA-DB videos are recorded at 50 fps and annotated every 0.1 s (10 Hz). The pap
   **nearest previous label** (a zero-order hold). A label at time t describes the interval
   [t, t + 0.1 s), so at 50 fps each 10 Hz label is given to the five frames t, t + 0.02, ..., t + 0.08 s,
   which is the paper's replication; at 10 fps frame k gets label k exactly.
+* a **folder of frames** (an image sequence, as AFEW-VA ships its clips) is read like a video when its
+  frame rate is stated (``frame_rate``): :func:`frame_files` orders the images by the number in their
+  names, and frame ``i`` of the folder is at ``i / frame_rate`` seconds.
 * :func:`check_label_coverage` refuses annotations whose length does not match the video's beyond a
   tolerance (default 0.5 s), naming both files.
 
@@ -46,6 +49,8 @@ _MISSING_FRAMES_ALLOWED = 2
 TRUNCATED_FRACTION = 0.1
 _FFMPEG_PREFIX = re.compile(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*|^\[ *(WARN|ERROR|INFO)[^\]]*\]\s*(global \S+ )?")
 LABEL_TOLERANCE_S = 0.5
+#: Image files a folder of frames may hold.
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,8 @@ def _open(path) -> tuple:
     if not path.exists():
         raise FileNotFoundError(f"{path}: video file not found")
     if path.is_dir():
-        raise ValueError(f"{path}: is a directory, not a video file")
+        raise ValueError(f"{path}: is a directory, not a video file (a folder of frames is read when its "
+                         f"frame rate is given)")
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: empty file, not a video")
     log = _FFmpegLog()
@@ -134,13 +140,56 @@ def _release(cap, log: _FFmpegLog) -> None:
     log.close()
 
 
-def video_info(path) -> VideoInfo:
-    """Frame rate, frame count and size of a video from its container (§3.2.1: SEWA is 50 fps).
+def frame_number(path) -> int:
+    """The frame number in an image's name (the last run of digits: ``00042.png`` → 42)."""
+    digits = re.findall(r"\d+", Path(path).stem)
+    if not digits:
+        raise ValueError(f"{path}: a frame image needs its frame number in its name")
+    return int(digits[-1])
+
+
+def frame_files(folder) -> list[Path]:
+    """The images of a folder of frames in frame order, by the number in their names (ours; AFEW-VA's
+    ``00000.png``, ``00001.png``, ...). ValueError naming the folder or file when there is none, a
+    name has no number, or two images share a number."""
+    folder = Path(folder)
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES]
+    if not files:
+        raise ValueError(f"{folder}: no frame images ({', '.join(FRAME_SUFFIXES)}) in this folder")
+    numbers = {}
+    for p in files:
+        number = frame_number(p)
+        if number in numbers:
+            raise ValueError(f"{folder}: {numbers[number].name} and {p.name} are both frame {number}")
+        numbers[number] = p
+    return [numbers[k] for k in sorted(numbers)]
+
+
+def _read_image(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"{path}: not a readable image (corrupt, or not an image)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _sequence_info(folder: Path, frame_rate: float) -> VideoInfo:
+    if not frame_rate or frame_rate <= 0:
+        raise ValueError(f"{folder}: frame_rate must be positive for a folder of frames, got {frame_rate}")
+    files = frame_files(folder)
+    height, width = _read_image(files[0]).shape[:2]
+    return VideoInfo(str(folder), float(frame_rate), len(files), width, height)
+
+
+def video_info(path, frame_rate: float | None = None) -> VideoInfo:
+    """Frame rate, frame count and size of a video from its container (§3.2.1: SEWA is 50 fps), or of
+    a folder of frames at the stated ``frame_rate``.
 
     ``n_frames`` is the header's estimate (see the module notes). Raises FileNotFoundError for a
     missing file and ValueError for a file OpenCV cannot read as video. Truncation is only detected
     by decoding (:func:`iter_frames`, :func:`read_video`).
     """
+    if frame_rate is not None and Path(path).is_dir():
+        return _sequence_info(Path(path), frame_rate)
     cap, info, log = _open(path)
     _release(cap, log)
     return info
@@ -174,15 +223,30 @@ def _kept_frames(source_fps: float, fps: float | None):
             last = index
 
 
-def iter_frames(path, fps: float | None = None):
+def _iter_sequence(folder: Path, fps: float | None, frame_rate: float):
+    info = _sequence_info(folder, frame_rate)
+    files = frame_files(folder)
+    for i in resample_indices(info.n_frames, info.fps, fps):
+        rgb = _read_image(files[i])
+        if rgb.shape[:2] != (info.height, info.width):
+            raise ValueError(f"{files[i]}: {rgb.shape[1]}x{rgb.shape[0]} pixels, the folder's first frame has "
+                             f"{info.width}x{info.height}")
+        yield int(i), i / info.fps, rgb
+
+
+def iter_frames(path, fps: float | None = None, frame_rate: float | None = None):
     """Decode a video and yield ``(frame_index, time_s, rgb_uint8[H, W, 3])`` (§3.2.1).
 
     With ``fps`` the video is resampled by timestamps (see :func:`resample_indices`); skipped frames
     are grabbed, not converted. ``frame_index`` indexes the source video, ``time_s`` its timestamp.
-    Frames are decoded until the stream ends, whatever the header announces. Raises ValueError naming
-    the file when it is not a video, or when it is truncated (see the module notes) -- after the
-    frames that could be decoded.
+    Frames are decoded until the stream ends, whatever the header announces. A folder of frames is
+    read at the stated ``frame_rate`` (see :func:`frame_files`). Raises ValueError naming the file when
+    it is not a video, or when it is truncated (see the module notes) -- after the frames that could
+    be decoded.
     """
+    if frame_rate is not None and Path(path).is_dir():
+        yield from _iter_sequence(Path(path), fps, frame_rate)
+        return
     cap, info, log = _open(path)
     wanted = _kept_frames(info.fps, fps)
     next_kept = next(wanted)

@@ -23,6 +23,7 @@ import pandas as pd
 from ..data import faces, sewa, synthetic, video
 from ..data.faces import FaceTrack
 from ..paths import resolve
+from ..reporting import dataset_description
 from .cache import data_fingerprint
 
 SPLITS = ("train", "validation", "test")
@@ -91,14 +92,11 @@ def _labels_for(row: pd.Series, track: FaceTrack) -> tuple[np.ndarray, np.ndarra
     return per_face.astype(np.float32), labels["time"].to_numpy(float), values
 
 
-def prepare_corpus(data_root="data", profile: str = "cpu", seed: int = 0, fps: float = 10,
-                   sewa_root=None, split_file=None, crop_size=(100, 80), progress: bool = False) -> Corpus:
-    """Index, extract faces from and label a SEWA-DB(-like) corpus (§3.2.1, §4.1).
-
-    Without ``sewa_root`` the synthetic corpus of ``profile`` is generated on first use under
-    ``data_root``; with it, a real SEWA-DB (raw or AVEC layout) copy is read, and ``split_file``
-    (CSV ``video,split``) gives the paper's train/validation/test protocol. Face crops are cached
-    (a second call costs seconds)."""
+def sewa_index(data_root="data", profile: str = "cpu", seed: int = 0, sewa_root=None, split_file=None) -> pd.DataFrame:
+    """The video index (:func:`emorec.data.sewa.load_sewa`) of the corpus in use (§4.1): the real copy at
+    ``sewa_root`` when given, else the synthetic corpus of ``profile`` (generated on first use). Every
+    video must be in a train/validation/test split. ``attrs`` holds ``root`` and ``description`` (the
+    words of the provenance lines: ``"SEWA-DB at <root>"`` or the synthetic corpus)."""
     if sewa_root is None:
         root = synthetic.ensure_corpora(data_root, profile, seed)["sewa"]
         description = f"synthetic SEWA-like corpus (profile {profile}, seed {seed})"
@@ -107,12 +105,27 @@ def prepare_corpus(data_root="data", profile: str = "cpu", seed: int = 0, fps: f
         if not root.is_dir():
             raise FileNotFoundError(f"sewa_root {root} does not exist: point it at a SEWA-DB copy "
                                     f"(see chapter 04_1_datasets for the expected layout)")
-        description = f"SEWA-DB at {root}"
+        description = dataset_description("SEWA-DB", root)
     index = sewa.load_sewa(root, split_file=resolve(split_file) if split_file else None)
     unassigned = sorted(index.loc[~index["split"].isin(SPLITS), "video"])
     if unassigned:
         raise ValueError(f"{root}: videos {unassigned[:5]} have no train/validation/test split; give a "
                          f"split file (CSV video,split) as sewa_split_file")
+    index.attrs.update(root=str(root), description=description)
+    return index
+
+
+def prepare_corpus(data_root="data", profile: str = "cpu", seed: int = 0, fps: float = 10,
+                   sewa_root=None, split_file=None, crop_size=(100, 80), progress: bool = False) -> Corpus:
+    """Index, extract faces from and label a SEWA-DB(-like) corpus (§3.2.1, §4.1).
+
+    Without ``sewa_root`` the synthetic corpus of ``profile`` is generated on first use under
+    ``data_root``; with it, a real SEWA-DB (raw or AVEC layout) copy is read, and ``split_file``
+    (CSV ``video,split``) gives the paper's train/validation/test protocol. Face crops are cached
+    (a second call costs seconds)."""
+    index = sewa_index(data_root, profile, seed, sewa_root, split_file)
+    root = Path(index.attrs["root"])
+    description = index.attrs["description"]
     tracks = faces.extract_corpus(index["video_path"], face_cache_root(data_root, profile, fps, sewa_root),
                                   fps=fps, crop_size=tuple(crop_size), progress=progress)
     records = []

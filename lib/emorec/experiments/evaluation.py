@@ -20,6 +20,7 @@ Decisions the paper leaves open, made once here for every model (DESIGN §6):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -182,3 +183,15 @@ def best_model_per_label(chosen: dict[str, dict]) -> dict[str, str]:
     configuration per label), the test set plays no part in the choice; a tie goes to the first model."""
     labels = [label for label in TARGETS if all(label in rows for rows in chosen.values())]
     return {label: max(chosen, key=lambda name: chosen[name][label][f"val_pp_{label}_CCC"]) for label in labels}
+
+
+#: The complete checkpoint each temporal model's run leaves in its artefact folder.
+CHECKPOINT_FILES = {"2D-CNN-LSTM": "model.pt", "i3D-CNN": "best.pt"}
+
+
+def chosen_checkpoints(chosen: dict[str, dict]) -> tuple[dict[str, str], dict[str, Path]]:
+    """Per label, the temporal model chosen on validation (:func:`best_model_per_label`) and the
+    checkpoint of its row (``row["folder"]`` as the chapters record it), for ``emorec predict`` and
+    the cross-corpus evaluation (ours)."""
+    names = best_model_per_label(chosen)
+    return names, {label: Path(chosen[name][label]["folder"]) / CHECKPOINT_FILES[name] for label, name in names.items()}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -33,14 +34,20 @@ from emorec import paper
 from emorec.data.rafdb import EMOTIONS, read_identities, read_labels
 from emorec.models import (BLOCKS, CNN2D, DEFAULT_INPUT_SIZE, PAPER_NAMES, imagenet_weights_file,
                            vggface_weights_file)
+from emorec.models.weights import VGGFACE_FILE
 from emorec.train import TrainConfig, fit, predict
+from emorec.train import checkpoint as ckpt
 
 from ..paths import resolve
 from .cache import ArtefactStore, Experiment, data_fingerprint
 
 TABLE = "table1"
 PRETRAIN_TABLE = "table1_identity"
+VGGFACE_TABLE = "vggface_backbone"  # the real VGG-Face weights as a checkpoint of ours
+#: The paper's initialisations of the video models (§4.4-4.5), see :func:`video_initialisation`.
+VIDEO_INITS = ("VGG-Face", "RAF-DB")
 INDEX = "index.json"
+IDENTITIES = "identities.csv"  # synthetic RAF-like set only (emorec.data.synthetic)
 #: Library modules a Table-1 run depends on: editing one of them reruns the table (DESIGN §7).
 MODULES = ("emorec.models", "emorec.train", "emorec.inflation", "emorec.data.rafdb",
            "emorec.experiments.finetuning")
@@ -73,8 +80,9 @@ _ROWS = {
               + [("vgg16", "identity", b) for b in BLOCKS] + [("vgg16_bn", "identity", b) for b in BLOCKS]
               + [("vgg11", "scratch", "Full"), ("vgg16", "scratch", "Full"), ("vgg16_bn", "scratch", "Full")]),
     "cpu": ([("vgg16_bn", "identity", b) for b in ("Full", "Conv_4_1", "Conv_5_1")]
-            + [("vgg16_bn", "scratch", "Full"), ("vgg11", "imagenet", "Full")]),
-    "smoke": [("vgg16_bn", "identity", "Full"), ("vgg16_bn", "identity", "Conv_4_1"), ("vgg11", "imagenet", "Full")],
+            + [("vgg16_bn", "scratch", "Full"), ("vgg11", "imagenet", "Full"), ("vgg16_bn", "vggface", "Full")]),
+    "smoke": [("vgg16_bn", "identity", "Full"), ("vgg16_bn", "identity", "Conv_4_1"), ("vgg11", "imagenet", "Full"),
+              ("vgg16_bn", "vggface", "Full")],
 }
 
 
@@ -109,7 +117,7 @@ class RafDataset(Dataset):
         table = table[table["split"] == split].reset_index(drop=True)
         if table.empty:
             raise ValueError(f"{Path(root) / 'EmoLabel' / 'list_patition_label.txt'}: no {split} images listed")
-        if (Path(root) / "identities.csv").exists():
+        if (Path(root) / IDENTITIES).exists():
             ids = read_identities(root).set_index("image")["identity"]
             missing = sorted(set(table["image"]) - set(ids.index))
             if missing:
@@ -274,8 +282,13 @@ class _Data:
         return self._cache[key]
 
 
-def _unavailable(row: dict) -> str | None:
-    """None if the row's published weights are on disk, else the models' own FileNotFoundError text."""
+def _unavailable(row: dict, root: Path) -> str | None:
+    """None if the row can run on the RAF folder ``root``, else why not: the models' own
+    FileNotFoundError text for absent published weights, or the identity list the stand-in needs."""
+    if row["source"] == "identity" and not (root / IDENTITIES).is_file():
+        return (f"not applicable: the identity stand-in pre-trains on {root / IDENTITIES}, which only the "
+                f"synthetic RAF-like set has (real RAF-DB lists no identities); give vgg_face_dag.pth for "
+                f"the VGG-Face rows instead")
     if row["source"] not in PUBLISHED:
         return None
     path = (imagenet_weights_file(row["backbone"])[0] if row["source"] == "imagenet" else vggface_weights_file())
@@ -350,7 +363,7 @@ def run_table1(grid: list[dict], data_root, artefact_root="artefacts", profile: 
     store, data = ArtefactStore(artefact_root, profile), _Data(root)
     rows, index = [], {"rows": [], "identity": {}}
     for row in grid:
-        missing = _unavailable(row)
+        missing = _unavailable(row, root)
         if missing:
             rows.append(_table_row(row, {"status": missing}, None))
             continue
@@ -409,27 +422,120 @@ def _read_index(store: ArtefactStore) -> dict:
     return json.loads(path.read_text())
 
 
-def best_expression_checkpoint(artefact_root="artefacts", profile: str = "cpu", backbone: str = "vgg16") -> Path:
-    """``best.pt`` of the Table-1 model of ``backbone`` with the highest *validation* accuracy (§3.1, §4.3).
+#: Table-1 sources a "RAF-DB" initialisation may start from, in order of preference: the paper's
+#: "VGG-16 pre-trained on VGG-Face and fine-tuned on RAF-DB" (§4.4), else its stand-in. Never scratch.
+FROM_VGGFACE = ("vggface", "identity")
 
-    The "RAF-DB" initialisation of the CNN-LSTM (§4.4) and i3D (§4.5): load it with
-    :func:`emorec.models.load_model`, or pass it as ``weights=`` to ``CNN2D``/``CNNLSTM``/``I3D``. Only
-    runs of the latest :func:`run_table1` call that are still valid for the current library count.
-    """
-    store = ArtefactStore(artefact_root, profile)
-    best, best_val = None, -np.inf
+
+def _finished_rows(store: ArtefactStore, backbone: str) -> list[tuple[Path, dict, dict]]:
+    """(folder, configuration, result) of the latest Table-1 grid's current runs of ``backbone``."""
+    out = []
     for entry in _read_index(store)["rows"]:
         folder = _current_folder(store, TABLE, entry["key"]) if entry["backbone"] == backbone else None
         if folder is not None:
-            val = json.loads((folder / "result.json").read_text())["val_accuracy"]
-            if val > best_val:  # ties keep the earlier row of the grid
-                best, best_val = folder / "best.pt", val
-    if best is None:
-        grid = sorted({e["backbone"] for e in _read_index(store)["rows"]})
-        raise FileNotFoundError(f"no current Table-1 checkpoint of {backbone!r} under {store.root / TABLE} "
-                                f"(the latest grid of profile {profile!r} fine-tuned {grid}); run chapter "
-                                f"04_3_finetuning first, or ask for one of those backbones")
-    return best
+            config = json.loads((folder / "config.json").read_text())["config"]
+            out.append((folder, config, json.loads((folder / "result.json").read_text())))
+    return out
+
+
+def best_expression_checkpoint(artefact_root="artefacts", profile: str = "cpu", backbone: str = "vgg16") -> Path:
+    """``best.pt`` of the Table-1 model of ``backbone`` that starts from VGG-Face with the highest
+    *validation* accuracy (§3.1, §4.3, §4.4): the paper's "RAF-DB" initialisation.
+
+    Rows fine-tuned from the real VGG-Face weights are preferred; without them, rows from the identity
+    stand-in; rows from scratch or ImageNet never (the paper's RAF-DB model is VGG-Face's). Load it
+    with :func:`emorec.models.load_model`, or pass it as ``weights=`` to ``CNN2D``/``CNNLSTM``/``I3D``.
+    Only runs of the latest :func:`run_table1` call that are still valid for the current library count.
+    """
+    store = ArtefactStore(artefact_root, profile)
+    rows = _finished_rows(store, backbone)
+    for source in FROM_VGGFACE:
+        candidates = [(result["val_accuracy"], -k, folder) for k, (folder, config, result) in enumerate(rows)
+                      if config["source"] == source]
+        if candidates:  # ties keep the earlier row of the grid
+            return max(candidates)[2] / "best.pt"
+    ran = sorted({(c["backbone"], c["source"]) for _, c, _ in rows})
+    raise FileNotFoundError(f"no current Table-1 checkpoint of {backbone!r} that starts from VGG-Face (or its "
+                            f"identity stand-in) under {store.root / TABLE} (finished rows: {ran or 'none'}); "
+                            f"run chapter 04_3_finetuning with such rows first (on real RAF-DB, which lists no "
+                            f"identities, that needs {VGGFACE_FILE})")
+
+
+def describe_checkpoint(path) -> str:
+    """What a Table-1 checkpoint really is, in words, for the tables of §4.4-4.5 (ours)."""
+    folder = Path(path).parent
+    if not (folder / "config.json").is_file():
+        return f"checkpoint {Path(path).name} (not a Table-1 artefact)"
+    saved = json.loads((folder / "config.json").read_text())
+    if saved["table"] == VGGFACE_TABLE:
+        return f"VGG-Face ({saved['config']['weights_file']}), no fine-tuning"
+    if saved["table"] == PRETRAIN_TABLE:
+        return SOURCE_LABELS["identity"]
+    config, result = saved["config"], json.loads((folder / "result.json").read_text())
+    return (f"{PAPER_NAMES[config['backbone']]} from {SOURCE_LABELS[config['source']]}, fine-tuned on RAF "
+            f"from {config['block']} (Table 1, val. acc. {100 * result['val_accuracy']:.1f} %)")
+
+
+def vggface_checkpoint(artefact_root="artefacts", profile: str = "cpu", backbone: str = "vgg16") -> Path:
+    """The real VGG-Face weights (``vgg_face_dag.pth``, §3.1) as a ``CNN2D`` checkpoint that the video
+    models load like any Table-1 checkpoint (full width; VGG-16-BN keeps fresh BN layers). Cached in
+    the artefact store, keyed by the weight file's content. FileNotFoundError when the file is absent."""
+    file = vggface_weights_file()
+    if not file.is_file():
+        CNN2D(backbone, weights="vggface")  # raises the models' own text: the file and how to get it
+    store = ArtefactStore(artefact_root, profile)
+    exp = Experiment(VGGFACE_TABLE, {"backbone": backbone, "width": 1.0, "weights_file": file.name},
+                     data=data_fingerprint(file.parent, file.name), modules=("emorec.models",))
+
+    def run(work: Path) -> dict:
+        model = CNN2D(backbone, task="classification", width=1.0, weights="vggface")
+        model.config["weights"] = None  # the checkpoint holds the weights: rebuilding needs no other file
+        ckpt.save({"format": ckpt.FORMAT, "model": model.state_dict(), "model_config": ckpt.plain(model.config)},
+                  work / "best.pt")
+        return {"status": "ok"}
+
+    store.run(exp, run)
+    return store.folder(exp) / "best.pt"
+
+
+def checkpoint_width(path) -> float | None:
+    """The width multiplier recorded in a checkpoint of ours (None if it records no model): a video
+    model that starts from it must have the same width."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    config = saved.get("model_config") if isinstance(saved, dict) else None
+    return float(config["width"]) if isinstance(config, dict) and "width" in config else None
+
+
+@dataclass(frozen=True)
+class VideoInit:
+    """The 2D weights a video model of §4.4-4.5 starts from: the paper's name, the checkpoint (None when
+    it cannot be had) and what this run really uses, or why it cannot run (a table column)."""
+
+    name: str
+    checkpoint: Path | None
+    used: str
+
+
+def video_initialisation(name: str, artefact_root="artefacts", profile: str = "cpu",
+                         backbone: str = "vgg16") -> VideoInit:
+    """The paper's initialisations of the video models (§4.4, §4.5) as this run can give them.
+
+    ``"VGG-Face"``: the real VGG-Face weights when ``vgg_face_dag.pth`` is present (VGG-16 / VGG-16-BN),
+    else the identity stand-in of Table 1. ``"RAF-DB"``: :func:`best_expression_checkpoint`, the best
+    Table-1 row that starts from VGG-Face, chosen on validation. Stand-ins say so in ``used``.
+    """
+    if name not in VIDEO_INITS:
+        raise ValueError(f"unknown initialisation {name!r}; choose one of {VIDEO_INITS}")
+    try:
+        if name == "RAF-DB":
+            path = best_expression_checkpoint(artefact_root, profile, backbone)
+        elif backbone in ("vgg16", "vgg16_bn") and vggface_weights_file().is_file():
+            path = vggface_checkpoint(artefact_root, profile, backbone)
+        else:
+            path = identity_checkpoint(artefact_root, profile, backbone)
+    except FileNotFoundError as err:
+        return VideoInit(name, None, f"not available: {err}")
+    return VideoInit(name, path, describe_checkpoint(path))
 
 
 def identity_checkpoint(artefact_root="artefacts", profile: str = "cpu", backbone: str = "vgg16") -> Path:

@@ -10,10 +10,11 @@ per base model × source and per label, the configuration with the best *validat
 
 Sources of the 2D weights (the paper's "Dataset for Initialization"):
 
-- ``"raf"``: the RAF-like fine-tuned 2D model of Table 1
-  (:func:`emorec.experiments.finetuning.best_expression_checkpoint`), the paper's "RAF-DB";
-- ``"identity"``: the identity-classification pre-training of Table 1
-  (:func:`~emorec.experiments.finetuning.identity_checkpoint`), our synthetic stand-in for "VGG-Face";
+- ``"raf"``: the paper's "RAF-DB", the Table-1 model with the best validation accuracy among those that
+  start from VGG-Face (:func:`emorec.experiments.finetuning.best_expression_checkpoint`; never scratch);
+- ``"identity"``: the paper's "VGG-Face" as the video chapters give it
+  (:func:`~emorec.experiments.finetuning.video_initialisation`): the real ``vgg_face_dag.pth`` when
+  present, else the identity-classification pre-training of Table 1, our synthetic stand-in;
 - ``"imagenet"``, ``"vggface"``: the published weights; they cannot be downloaded here, so such a row
   reports the models' own FileNotFoundError text, and runs for real when the file is present.
 
@@ -53,7 +54,7 @@ MODULES = ("emorec.models", "emorec.inflation", "emorec.train", "emorec.data.cli
 SOURCES = ("raf", "identity", "imagenet", "vggface")
 PUBLISHED = ("imagenet", "vggface")
 #: How each source is named in tables; stand-ins say so.
-SOURCE_LABELS = {"raf": "RAF-like (fine-tuned, Table 1)", "identity": "identity (synthetic VGG-Face analogue)",
+SOURCE_LABELS = {"raf": "RAF (Table 1's best from VGG-Face)", "identity": "identity (synthetic VGG-Face analogue)",
                  "imagenet": "ImageNet", "vggface": "VGG-Face"}
 #: The paper's initialisation dataset a source corresponds to.
 PAPER_SOURCE = {"raf": "RAF-DB", "identity": "VGG-Face", "imagenet": "ImageNet", "vggface": "VGG-Face"}
@@ -302,20 +303,45 @@ def _file_digest(path: Path) -> str:
 
 
 def initial_weights(row: dict, store: ArtefactStore):
-    """The 2D weights a row starts from: a Table-1 checkpoint path, or ``"imagenet"``/``"vggface"``.
+    """The 2D weights a row starts from: a checkpoint path, or ``"imagenet"``/``"vggface"``.
 
-    Raises FileNotFoundError (with the missing file and how to get it) when they are absent."""
+    ``"raf"`` and ``"identity"`` follow the video models' rule (§4.4-4.5,
+    :func:`emorec.experiments.finetuning.video_initialisation`): "RAF-DB" is the best Table-1 row that
+    starts from VGG-Face; "VGG-Face" is the real ``vgg_face_dag.pth`` when present, else the identity
+    stand-in. Raises FileNotFoundError (the missing file and how to get it) when they are absent, and
+    ValueError when the source does not fit the backbone (VGG-Face for a ResNet50)."""
     from . import finetuning  # Table 1's artefacts; imported here so this module loads without them
 
-    artefact_root, profile = store.root.parent, store.root.name
-    if row["source"] == "raf":
-        return finetuning.best_expression_checkpoint(artefact_root, profile, row["backbone"])
-    if row["source"] == "identity":
-        return finetuning.identity_checkpoint(artefact_root, profile, row["backbone"])
+    if row["source"] in ("raf", "identity"):
+        init = finetuning.video_initialisation(PAPER_SOURCE[row["source"]], store.root.parent, store.root.name,
+                                               row["backbone"])
+        if init.checkpoint is None:
+            raise FileNotFoundError(init.used.removeprefix("not available: "))
+        return init.checkpoint
+    if row["source"] == "vggface" and row["backbone"] not in ("vgg16", "vgg16_bn"):
+        raise ValueError(f"VGG-Face weights (vgg_face_dag.pth) are a VGG-16; this book does not convert a "
+                         f"VGGFace2 {row['base_model']} (e.g. resnet50_ft_dag.pth), see chapter 04_3_finetuning")
     path = imagenet_weights_file(row["backbone"])[0] if row["source"] == "imagenet" else vggface_weights_file()
     if not path.is_file():
         I3D(**model_kwargs(row, row["source"]))  # raises the models' own FileNotFoundError text
     return row["source"]
+
+
+def weights_used(row: dict, weights) -> str:
+    """What a row really started from, in words (the tables' column, §4.5)."""
+    from . import finetuning
+
+    if isinstance(weights, Path):
+        return finetuning.describe_checkpoint(weights)
+    return f"{SOURCE_LABELS[row['source']]} (published weights)"
+
+
+def _fitted_to(row: dict, weights) -> dict:
+    """A row that starts from one of our checkpoints takes its width: the weights exist at that width only."""
+    from . import finetuning
+
+    width = finetuning.checkpoint_width(weights) if isinstance(weights, Path) else None
+    return row if width is None else dict(row, width=width)
 
 
 def unavailable(row: dict, store: ArtefactStore) -> str | None:
@@ -334,6 +360,7 @@ def experiment(row: dict, corpus: Corpus, store: ArtefactStore, seed: int = 0) -
     """The cache entry of a row: its configuration, the starting weights by content, the corpus."""
     check_row(row)
     weights = initial_weights(row, store)
+    row = _fitted_to(row, weights)
     config = dict(row, seed=seed, weights=weights if row["source"] in PUBLISHED else _file_digest(weights))
     return Experiment(TABLE, config, data=corpus.fingerprint, modules=MODULES)
 
@@ -344,15 +371,17 @@ def run_i3d(row: dict, corpus: Corpus, store: ArtefactStore, seed: int = 0) -> d
     Trains with early stopping on validation CCC (``best.pt`` stays in the artefact folder), predicts
     every split, spreads clip predictions to frames and scores them with
     :func:`~emorec.experiments.evaluation.evaluate_splits`. Rows that cannot run (weights absent)
-    return ``{"status": <why>}`` and are not cached, so adding the weights later runs them.
+    return ``{"status": <why>}`` and are not cached, so adding the weights later runs them. ``weights
+    used`` says what the row really started from.
     """
     why = unavailable(row, store)
     if why is not None:
         return {**row, "status": why}
     exp = experiment(row, corpus, store, seed)
     weights = initial_weights(row, store)
+    row = _fitted_to(row, weights)
     result = store.run(exp, lambda work: _train_and_score(dict(row, seed=seed), weights, corpus, work))
-    return {**row, "seed": seed, **result, "folder": str(store.folder(exp))}
+    return {**row, "seed": seed, **result, "folder": str(store.folder(exp)), "weights used": weights_used(row, weights)}
 
 
 def _train_and_score(row: dict, weights, corpus: Corpus, work: Path) -> dict:
@@ -460,6 +489,12 @@ def _our_pick(best: pd.DataFrame, base_model: str, paper_init: str, label: str):
     return (published if not published.empty else mine).iloc[0]
 
 
+def _weights_text(row) -> str:
+    """What a result row started from (a row made elsewhere may name only its source)."""
+    used = row.get("weights used")
+    return used if isinstance(used, str) else SOURCE_LABELS[row["source"]]
+
+
 def _status_for(results: pd.DataFrame, base_model: str, paper_init: str) -> str:
     if results.empty:
         return "not run"
@@ -486,7 +521,7 @@ def table45_side_by_side(results: pd.DataFrame, label: str, by: str = "val_pp") 
             entry["ours"] = _status_for(results, p.base_model, p.init)
         else:
             entry.update({f"{k} (ours)": v for k, v in _options_text(ours).items()})
-            entry["ours"] = SOURCE_LABELS[ours["source"]]
+            entry["ours"] = _weights_text(ours)
         rows.append(entry)
     return pd.DataFrame(rows)
 
@@ -508,23 +543,23 @@ def table6_side_by_side(results: pd.DataFrame, by: str = "val_pp") -> pd.DataFra
                                                    f"[{ours[f'{label}_CCC_lo']:.3f}, {ours[f'{label}_CCC_hi']:.3f}]")
             entry[f"{label} MAPE % (paper)"] = getattr(p, f"{label}_MAPE")
             entry[f"{label} MAPE % (ours)"] = np.nan if ours is None else ours[f"{label}_MAPE"]
-        sources = {_our_pick(best, p.base_model, p.init, t)["source"] for t in TARGETS
-                   if _our_pick(best, p.base_model, p.init, t) is not None}
-        entry["ours from"] = (", ".join(SOURCE_LABELS[s] for s in sorted(sources)) if sources
-                              else _status_for(results, p.base_model, p.init))
+        used = {_weights_text(_our_pick(best, p.base_model, p.init, t)) for t in TARGETS
+                if _our_pick(best, p.base_model, p.init, t) is not None}
+        entry["ours from"] = "; ".join(sorted(used)) if used else _status_for(results, p.base_model, p.init)
         rows.append(entry)
     return pd.DataFrame(rows)
 
 
 def configuration_table(results: pd.DataFrame) -> pd.DataFrame:
     """Every configuration that ran: options, validation CCC (selection) and test CCC, one row each."""
-    columns = (["Base model", "Source", "Preset", "Inflation", "Dilation", "Masking", "Init (non-centre)", "Mult"]
+    columns = (["Base model", "Source", "Weights used", "Preset", "Inflation", "Dilation", "Masking", "Init (non-centre)", "Mult"]
                + [f"{split} {label} CCC" for label in TARGETS for split in ("val", "test")] + ["best epoch"])
     rows = []
     for _, r in results.iterrows():
         if r.get("status") != "ok":
             continue
-        entry = {"Base model": r["base_model"], "Source": SOURCE_LABELS[r["source"]], "Preset": r["preset"] or "—"}
+        entry = {"Base model": r["base_model"], "Source": SOURCE_LABELS[r["source"]],
+                 "Weights used": _weights_text(r), "Preset": r["preset"] or "—"}
         entry.update(_options_text(r))
         for label in TARGETS:
             entry[f"val {label} CCC"] = r[f"val_pp_{label}_CCC"]
@@ -585,4 +620,4 @@ __all__ = ["I3DClips", "best_per_label", "check_row", "clip_sets", "configuratio
            "initial_weights", "load_predictions", "model_kwargs", "option_grid", "parameter_table",
            "plot_traces", "plot_validation_ccc", "preset_of", "preset_options", "resize_clip", "run_grid",
            "run_i3d", "split_predictions", "table3_side_by_side", "table45_side_by_side", "table6_side_by_side",
-           "train_config", "unavailable"]
+           "train_config", "unavailable", "weights_used"]
