@@ -53,6 +53,21 @@ def real_raf(tmp_path_factory):
     return {"base": base, "raf": raf, "df": df.set_index("source"), "starts": starts, "files": files}
 
 
+def test_identity_stand_in_on_real_rafdb_pretrains_on_the_synthetic_identities(real_raf, tmp_path):
+    """Real RAF-DB lists no identities: given the synthetic RAF-like set as identity_root, the identity row
+    pre-trains there and fine-tunes on the real folder, so "RAF-DB" exists without vgg_face_dag.pth."""
+    synthetic = generate_raf_like(tmp_path / "ids", RafSize(n_train=42, n_test=14, n_identities=6, image_size=40),
+                                  seed=1)
+    df = ft.run_table1([tiny_row("vgg11", "identity")], real_raf["raf"], tmp_path / "art", "smoke", seed=0,
+                       identity_root=synthetic)
+    assert df["status"].eq("ok").all()
+    pretraining = json.loads(next((tmp_path / "art" / "smoke" / ft.PRETRAIN_TABLE).glob("*/config.json")).read_text())
+    assert pretraining["data"] != json.loads(
+        (tmp_path / "art" / "smoke" / ft.TABLE / df["key"][0] / "config.json").read_text())["data"]
+    got = ft.video_initialisation("RAF-DB", tmp_path / "art", "smoke", "vgg11")
+    assert got.checkpoint is not None and "identity (synthetic VGG-Face analogue)" in got.used
+
+
 def test_identity_rows_on_real_rafdb_say_why_they_cannot_run(real_raf):
     status = real_raf["df"].loc["identity", "status"]
     assert status.startswith("not applicable") and "identities.csv" in status and str(real_raf["raf"]) in status

@@ -232,12 +232,13 @@ def _train_i3d(config: dict, values: dict, profile: str, data_root, artefact_roo
 
 
 def _train_table1(config: dict, values: dict, profile: str, data_root, artefact_root) -> str:
-    from .data.synthetic import ensure_corpora
+    from .data.synthetic import ensure_raf_like
     from .experiments import ArtefactStore
     from .experiments.finetuning import TABLE, run_table1
 
-    raf = values.get("rafdb_root") or ensure_corpora(data_root, profile, values["seed"])["rafdb"]
-    result = run_table1([config], raf, artefact_root, profile, values["seed"]).iloc[0]
+    identities = ensure_raf_like(data_root, profile, values["seed"])
+    raf = values.get("rafdb_root") or identities
+    result = run_table1([config], raf, artefact_root, profile, values["seed"], identity_root=identities).iloc[0]
     if result["status"] != "ok":
         raise ValueError(f"this configuration cannot run: {result['status']}")
     print(f"test accuracy {result['accuracy']:.1f}% (validation {result['val_accuracy']:.1f}%)")

@@ -505,14 +505,21 @@ def ensure_corpora(data_root="data", profile: str = "cpu", seed: int = 0, worker
     Reuses what is there when its marker file records the same generator version, size and seed;
     regenerates (atomically) otherwise. Returns ``{"sewa": Path, "rafdb": Path}`` (§4.1, ours).
     """
-    sewa_size, raf_size = _sizes(profile, 0), _sizes(profile, 1)
-    base = resolve(data_root) / profile  # relative roots are relative to the repository root
-    paths = {"sewa": base / "sewa", "rafdb": base / "rafdb"}
-    if not _marker_matches(paths["sewa"], {"kind": "sewa-like", "size": asdict(sewa_size), "seed": seed}):
-        generate_sewa_like(paths["sewa"], sewa_size, seed, workers)
-    if not _marker_matches(paths["rafdb"], {"kind": "raf-like", "size": asdict(raf_size), "seed": seed}):
-        generate_raf_like(paths["rafdb"], raf_size, seed)
-    return paths
+    sewa_size = _sizes(profile, 0)
+    sewa = resolve(data_root) / profile / "sewa"  # relative roots are relative to the repository root
+    if not _marker_matches(sewa, {"kind": "sewa-like", "size": asdict(sewa_size), "seed": seed}):
+        generate_sewa_like(sewa, sewa_size, seed, workers)
+    return {"sewa": sewa, "rafdb": ensure_raf_like(data_root, profile, seed)}
+
+
+def ensure_raf_like(data_root="data", profile: str = "cpu", seed: int = 0) -> Path:
+    """The RAF-like set alone, as :func:`ensure_corpora` makes it: on a real RAF-DB copy, its synthetic
+    identities are what the VGG-Face stand-in pre-trains on (§3.1, ours)."""
+    raf_size = _sizes(profile, 1)
+    path = resolve(data_root) / profile / "rafdb"
+    if not _marker_matches(path, {"kind": "raf-like", "size": asdict(raf_size), "seed": seed}):
+        generate_raf_like(path, raf_size, seed)
+    return path
 
 
 def main(argv=None):
