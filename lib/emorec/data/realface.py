@@ -139,7 +139,8 @@ def _latent(mood: str, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 0.15 + 0.05 * np.sin(t / 2.0), 0.05 + 0.05 * np.cos(t / 1.7)  # calm
 
 
-def _read_source(name: str) -> tuple[np.ndarray, float]:
+def read_media_video(name: str) -> tuple[np.ndarray, float]:
+    """A real-media video of :data:`MEDIA`, decoded whole: (RGB frames uint8 [N, H, W, 3], fps)."""
     path = media_path(name)
     return video.read_video(path)[0], video.video_info(path).fps
 
@@ -396,7 +397,7 @@ def _build_into(tmp: Path, progress: bool) -> None:
     (tmp / "sessions").mkdir(parents=True)
     videos, labels, faces = {}, {}, _photo_faces(extractor)
     for clip in dict.fromkeys([s.source for s in SESSIONS] + [clip for clip, _, _ in VIDEO_FACES]):
-        frames, fps = _read_source(clip)  # one clip in memory at a time
+        frames, fps = read_media_video(clip)  # one clip in memory at a time
         for s in (s for s in SESSIONS if s.source == clip):
             if progress:
                 print(f"  session {s.sewa} ({s.avec}) from {s.source}", file=sys.stderr)

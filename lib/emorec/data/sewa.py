@@ -310,6 +310,30 @@ def paper_split(index: pd.DataFrame) -> dict:
     return dict(zip(index["video"], index["subject"].map(by_subject)))
 
 
+# AVEC 2019 CES (SEWA's German and Hungarian subjects): official subjects per partition and culture.
+AVEC2019_PARTITIONS = {"train": 34, "devel": 14}
+AVEC2019_CULTURES = ("DE", "HU")
+
+
+def avec_index(partitions: dict = AVEC2019_PARTITIONS, cultures=AVEC2019_CULTURES) -> pd.DataFrame:
+    """Rows ``video, subject, group, partition`` named as AVEC names its files (``Train_DE_01``), one
+    subject per video, ``partitions[p]`` per culture: the input :func:`paper_split` sees (§4.1)."""
+    names = [(f"{p.capitalize()}_{cc}_{i:02d}", cc, p) for p, n in partitions.items() for cc in cultures
+             for i in range(1, n + 1)]
+    return pd.DataFrame({"video": [v for v, _, _ in names], "subject": [v for v, _, _ in names],
+                         "group": [cc for _, cc, _ in names], "partition": [p for _, _, p in names]})
+
+
+def split_source(root, split_file=None) -> str:
+    """Where :func:`load_sewa` takes the splits of ``root`` from, in words (§4.1)."""
+    if split_file is not None:
+        return f"the split file {split_file}"
+    if (Path(root) / "splits.csv").exists():
+        return f"{Path(root) / 'splits.csv'} (written with the corpus)"
+    return ("the paper's protocol from the AVEC partitions: Devel -> test, Train -> train + validation "
+            "by subject, 28 : 6")
+
+
 def read_partition_list(path) -> dict:
     """SEWA's (or AVEC's) partition list: lines ``<video> <Train|Devel|Test>`` (comma, semicolon or
     space separated; a header line is allowed) → video → ``"train" | "devel" | "test"`` (§4.1)."""
