@@ -147,3 +147,11 @@ def test_emorec_split_mistakes_are_one_line_and_leave_no_file(tmp_path, capsys):
     assert cli.main(["split", str(root / "SEW1101"), "--out", str(out)]) == 1  # 1 video: splits would be empty
     assert "split is empty" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob(".split.csv*"))
+
+
+def test_emorec_split_on_an_avec_copy_follows_its_partitions(tmp_path, capsys):
+    names = [f"Train_DE_{i:02d}" for i in range(1, 7)] + ["Devel_DE_01"]
+    out = tmp_path / "split.csv"
+    assert cli.main(["split", str(_avec_corpus(tmp_path / "avec", names)), "--out", str(out)]) == 0
+    written = dict(pd.read_csv(out).values)
+    assert written["Devel_DE_01"] == "test" and written["Train_DE_06"] == "validation"

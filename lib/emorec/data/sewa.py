@@ -177,9 +177,11 @@ def load_sewa(root, split_file=None, condition=None, require_splits: bool = True
     """Index a SEWA-DB-like corpus: one row per video that has both a video file and labels (§4.1).
 
     Columns: ``video, subject, group, split, video_path, label_format ("sewa" | "avec"),
-    valence_path, arousal_path, label_path, condition, latent_path``. Files are found anywhere under
-    ``root``: videos (``.avi``...), raw ``<video>_<Dim>_<type>_Aligned.csv`` pairs (``condition`` picks
-    A, V or AV; default: V, then AV, then A) or AVEC ``labels/<Partition>_<CC>_<NN>.csv``.
+    valence_path, arousal_path, label_path, condition, latent_path, partition`` (AVEC's official
+    partition, train / devel / test, from the file name; None for raw SEWA names). Files are found
+    anywhere under ``root``: videos (``.avi``...), raw ``<video>_<Dim>_<type>_Aligned.csv`` pairs
+    (``condition`` picks A, V or AV; default: V, then AV, then A) or AVEC
+    ``labels/<Partition>_<CC>_<NN>.csv``.
 
     Splits come from ``split_file`` (CSV ``video,split`` with train / validation / test, or ``unused``
     to leave a video out), else from ``<root>/splits.csv`` (the synthetic corpus writes one), else, for
@@ -218,7 +220,7 @@ def load_sewa(root, split_file=None, condition=None, require_splits: bool = True
     if not rows:
         raise ValueError(f"{root}: no video with matching valence/arousal labels found")
     cols = ["video", "subject", "group", "split", "video_path", "label_format", "valence_path",
-            "arousal_path", "label_path", "condition", "latent_path"]
+            "arousal_path", "label_path", "condition", "latent_path", "partition"]
     index = pd.DataFrame(rows).sort_values("video").reset_index(drop=True)
     if split_file is not None:
         index["split"] = index["video"].map(splits).fillna("unassigned")
@@ -363,9 +365,9 @@ def write_paper_split(root, out, partition_list=None) -> pd.DataFrame:
     """Write the paper's protocol (§4.1) for a raw SEWA-DB copy at ``root`` as a split file ``out``
     (CSV ``video,split``, written atomically) and return it with each video's subject and group.
 
-    With ``partition_list`` (:func:`read_partition_list`) the official partitions are used (Devel →
-    test, Train → train + validation 28 : 6 by subject, Test → unused); without it the subjects are
-    split 28 : 6 : 14 by subject and culture. Every labelled video under ``root`` must be listed."""
+    With ``partition_list`` (:func:`read_partition_list`), or AVEC file names, the official partitions
+    are used (Devel → test, Train → train + validation 28 : 6 by subject, Test → unused); without
+    them the subjects are split 28 : 6 : 14 by subject and culture. Every labelled video under ``root`` must be listed."""
     index = load_sewa(root, require_splits=False)
     if partition_list is not None:
         partitions = read_partition_list(partition_list)
