@@ -289,8 +289,11 @@ def _evaluate(args) -> int:
 
     predictor = load_predictor(args.checkpoint)  # a bad checkpoint fails before any data work
     fps = args.fps or predictor.trained.get("fps", DEFAULT_FPS)
-    # The data of Table 2's chapter in this profile (and --params); options given on the line win.
-    values = chapter_values(TABLE2_CHAPTER, args.profile, args.params)
+    # The data of Table 2's chapter in this profile (and --params) when run in a clone; options given
+    # on the line win.
+    in_clone = (project_root() / "chapters" / f"{TABLE2_CHAPTER}.md").is_file()
+    values = (chapter_values(TABLE2_CHAPTER, args.profile, args.params) if in_clone or args.params else
+              {"data_root": "data", "sewa_root": None, "sewa_split_file": None, "seed": 0})
     data = {key: getattr(args, key) if getattr(args, key) is not None else values[key]
             for key in ("data_root", "sewa_root", "sewa_split_file", "seed")}
     corpus = prepare_corpus(data["data_root"], args.profile, data["seed"], fps=fps, sewa_root=data["sewa_root"],
