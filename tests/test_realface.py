@@ -62,8 +62,8 @@ def test_avec_layout_without_split_file_gets_the_paper_protocol(corpora):
 
 def test_rafdb_layout(corpora):
     labels = rafdb.read_labels(corpora["rafdb"], check_images=True)
-    assert set(labels["split"]) == {"train", "test"} and labels["emotion"].nunique() == 6
-    assert len(labels) >= 100 and (labels.groupby("split")["emotion"].nunique() == 6).all()
+    assert set(labels["split"]) == {"train", "test"} and labels["emotion"].nunique() == 7
+    assert len(labels) >= 100 and (labels.groupby("split")["emotion"].nunique() == 7).all()
     import cv2
     assert cv2.imread(labels["path"].iloc[0]).shape == (100, 100, 3)
 

@@ -114,7 +114,6 @@ class ParamSet:
 
     values: dict
     sources: dict
-    params_file: Path | None = None
 
     def records(self) -> list[dict]:
         """One row per value in force: section, parameter, value, source (for the appendix)."""
@@ -172,9 +171,7 @@ def load_params(root: Path, profile: str, params_file: Path | None = None) -> Pa
     if params_file is None:
         return merge_params(params, {}, {}, "", profile_source)
     declared = {page.stem: declared_parameters(page) for page in read_toc(root) if page.is_notebook}
-    merged = merge_params(params, read_params_file(params_file), declared, str(params_file), profile_source)
-    merged.params_file = Path(params_file)
-    return merged
+    return merge_params(params, read_params_file(params_file), declared, str(params_file), profile_source)
 
 
 def set_weight_environment(common: dict) -> None:

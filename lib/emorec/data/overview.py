@@ -51,7 +51,7 @@ def annotation_traces(row) -> pd.DataFrame:
         ann = sewa.read_annotations(row[f"{dim}_path"])
         ann = ann.rename(columns={c: f"{dim}:{c}" for c in ann.columns if c != "time"})
         out = ann if out is None else out.merge(ann, on="time")
-    if row.get("latent_path"):
+    if isinstance(row.get("latent_path"), str):
         lat = np.load(row["latent_path"])
         for dim in ("valence", "arousal"):
             out[f"{dim}:latent"] = np.interp(out["time"], lat["time"], lat[dim])
@@ -79,7 +79,8 @@ def sample_frames(corpus: pd.DataFrame, per_group: int = 1, at_fraction: float =
         for _, row in rows.head(per_group).iterrows():
             info = video.video_info(row["video_path"])
             target = int(at_fraction * info.n_frames)
-            if row.get("latent_path"):
+            # A row of only text columns (AVEC's) turns None into NaN: test for a path, not for truth.
+            if isinstance(row.get("latent_path"), str):
                 visible = np.load(row["latent_path"])["visible"]
                 ok = np.flatnonzero(visible > 0.99)
                 if ok.size:
@@ -126,7 +127,7 @@ def keep_rates(corpus: pd.DataFrame, fps: float, extractor=None, max_videos: int
                                for s in range(0, len(frames), 64)])
         rec = {"video": row["video"], "split": row["split"], "group": row["group"],
                "sampled": len(kept), "keep rate": kept.mean()}
-        if row.get("latent_path"):
+        if isinstance(row.get("latent_path"), str):
             visible = np.load(row["latent_path"])["visible"][np.array(idx)]
             rec["keep | visible"] = kept[visible > 0.99].mean() if (visible > 0.99).any() else np.nan
             rec["keep | hidden"] = kept[visible < 0.3].mean() if (visible < 0.3).any() else np.nan
