@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from emorec import book
-from emorec.data import afewva, affwild2, faces, rafdb, realface, sewa, video
+from emorec.data import afewva, affwild2, faces, overview, rafdb, realface, sewa, video
 import real_media
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +58,10 @@ def test_avec_layout_without_split_file_gets_the_paper_protocol(corpora):
     assert {v for v, s in split.items() if s == "validation"} == {"Train_DE_05", "Train_HU_05"}
     labels = sewa.read_avec_labels(corpora["avec"] / "labels" / "Train_DE_01.csv")
     assert np.allclose(np.diff(labels["time"]), 0.1) and labels["name"].iloc[0] == "Train_DE_01"
+    traces = overview.annotation_traces(index.iloc[0])  # AVEC has the gold standard only
+    assert list(traces.columns) == ["time", "valence:fused", "arousal:fused"] and len(traces) == 60
+    samples = overview.sample_frames(index, per_group=1)  # chapter 4.1's frames, one per culture
+    assert [(name, group) for name, group, _, _ in samples] == [("Devel_DE_01", "DE"), ("Devel_HU_01", "HU")]
 
 
 def test_rafdb_layout(corpora):

@@ -45,7 +45,12 @@ def annotation_traces(row) -> pd.DataFrame:
     """One video's annotators, their fusion and (synthetic corpus only) the latent truth, at 10 Hz.
 
     Columns ``time``, ``<dim>:<annotator>``, ``<dim>:fused``, ``<dim>:latent`` for dim in valence, arousal.
+    AVEC's label files hold only the fused gold standard: then ``time`` and ``<dim>:fused`` alone.
     """
+    if row["label_format"] == "avec":
+        labels = sewa.read_video_labels(row)
+        return pd.DataFrame({"time": labels["time"], "valence:fused": labels["valence"],
+                             "arousal:fused": labels["arousal"]})
     out = None
     for dim in ("valence", "arousal"):
         ann = sewa.read_annotations(row[f"{dim}_path"])
