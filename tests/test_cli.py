@@ -22,7 +22,7 @@ from emorec.models import CNNLSTM
 from face_video import write_face_video
 
 N_SOURCE, BLANK = 120, range(50, 70)  # 50 fps; sampled at 10 fps: frames 10-13 show no face
-COMMANDS = ("synth", "extract", "train", "evaluate", "predict", "book")
+COMMANDS = ("synth", "split", "extract", "train", "evaluate", "predict", "book")
 
 
 @pytest.fixture(scope="module")

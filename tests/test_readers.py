@@ -123,7 +123,7 @@ def test_load_sewa_on_a_real_style_layout(tmp_path):
     write_video(tmp_path / "SEW9999.avi", np.zeros((5, 48, 64, 3), np.uint8), 50)  # no labels: skipped
     split = tmp_path / "my_split.csv"
     split.write_text("video,split\nSEW1101,train\nSEW2203,test\n")
-    df = sewa.load_sewa(tmp_path, split_file=split)
+    df = sewa.load_sewa(tmp_path, split_file=split, require_splits=False)  # no validation video here
     assert list(df["video"]) == ["SEW1101", "SEW2203"]
     assert list(df["split"]) == ["train", "test"] and list(df["group"]) == [1, 2]
     assert (df["label_format"] == "sewa").all() and (df["condition"] == "V").all()
@@ -143,7 +143,7 @@ def test_load_sewa_on_avec_layout(tmp_path):
     for src in (AVEC19, AVEC18):
         (tmp_path / "labels" / src.name).write_bytes(src.read_bytes())
         write_video(tmp_path / "video" / f"{src.stem}.avi", np.zeros((3, 48, 64, 3), np.uint8), 50)
-    df = sewa.load_sewa(tmp_path)
+    df = sewa.load_sewa(tmp_path, require_splits=False)  # one Train subject: no validation to carve
     assert dict(zip(df["video"], df["split"])) == {"Devel_DE_01": "test", "Train_HU_03": "train"}
     labels = sewa.read_video_labels(df.set_index("video").loc["Devel_DE_01"])
     assert list(labels.columns) == ["time", "valence", "arousal"] and len(labels) == 8

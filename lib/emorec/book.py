@@ -5,7 +5,9 @@ This is what ``make book`` and ``make test`` call (``python -m emorec.book --pro
 1. read the chapters, in order, from ``_toc.yml``;
 2. convert each MyST notebook with jupytext and execute it once with papermill, with the working
    directory at the repository root, the ``emorec`` kernel, a per-cell timeout, and the parameters
-   of ``params/<profile>.yaml`` (its ``common`` section merged with the chapter's own section);
+   of ``params/<profile>.yaml`` (its ``common`` section merged with the chapter's own section), with
+   a user's ``--params FILE.yaml`` of the same structure merged over it (:func:`load_params`); the
+   values in force and their source go to ``_build/<profile>/params.json`` for the appendix;
 3. stage the executed notebooks beside a copy of ``_config.yml``, ``_toc.yml`` and
    ``references.bib`` under ``_build/<profile>/book`` (a folder holding no ``.md`` twin, so Jupyter
    Book renders papermill's outputs and never executes anything itself);
@@ -35,6 +37,10 @@ from .paths import project_root
 PROFILES = ("smoke", "cpu", "paper")
 KERNEL = "emorec"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
+# ``common`` keys read by the runner, not by chapters: the weight locations become the environment
+# variables the library reads (emorec.models.weights), so every kernel and `emorec train` sees them.
+WEIGHT_ENVIRONMENT = {"vggface_weights": "EMOREC_VGGFACE_WEIGHTS", "torch_home": "TORCH_HOME"}
+RUNNER_KEYS = {"cell_timeout", *WEIGHT_ENVIRONMENT}
 
 
 class BookError(RuntimeError):
@@ -101,12 +107,88 @@ def load_profile(root: Path, profile: str) -> dict:
     return params
 
 
+@dataclass
+class ParamSet:
+    """The parameters in force: ``values`` (``common`` plus chapter sections, as ``params/*.yaml``) and
+    ``sources`` ((section, key) → the file each value came from)."""
+
+    values: dict
+    sources: dict
+
+    def records(self) -> list[dict]:
+        """One row per value in force: section, parameter, value, source (for the appendix)."""
+        return [{"section": section, "parameter": key, "value": value, "source": self.sources[section, key]}
+                for section, part in self.values.items() for key, value in part.items()]
+
+
+def read_params_file(path: Path) -> dict:
+    """A ``--params`` file: a mapping of sections (``common`` or a chapter stem) to mappings (ours)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BookError(f"{path}: no such parameters file")
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise BookError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise BookError(f"{path}: expected sections ('common:' or a chapter stem) each holding 'key: value' lines")
+    return params
+
+
+def merge_params(profile_params: dict, override: dict, declared: dict[str, set[str]], source: str,
+                 profile_source: str) -> ParamSet:
+    """``override`` merged over the profile's parameters, each key checked against the chapters (ours).
+
+    ``declared`` maps each chapter stem to the names its parameters cell assigns. A ``common`` key must
+    be declared by some chapter (or be one of the runner's :data:`RUNNER_KEYS`); a chapter section's
+    key by that chapter. Anything else is a :class:`BookError` naming the key and ``source``."""
+    everywhere = set().union(*declared.values()) | RUNNER_KEYS
+    for section, part in override.items():
+        if section != "common" and section not in declared:
+            raise BookError(f"{source}: section {section!r} is neither 'common' nor a chapter of _toc.yml")
+        allowed = everywhere if section == "common" else declared[section]
+        for key in part:
+            if key == "profile":
+                raise BookError(f"{source}: {section}: 'profile' cannot be set here; use --profile")
+            if key not in allowed:
+                where = "no chapter declares it" if section == "common" else f"chapter {section} does not declare it"
+                raise BookError(f"{source}: parameter {key!r} in section {section!r}: {where}")
+    values, sources = {}, {}
+    for section in dict.fromkeys([*profile_params, *override]):
+        values[section] = {**(profile_params.get(section) or {}), **override.get(section, {})}
+        for key in values[section]:
+            sources[section, key] = source if key in override.get(section, {}) else profile_source
+    return ParamSet(values, sources)
+
+
+def load_params(root: Path, profile: str, params_file: Path | None = None) -> ParamSet:
+    """The parameters in force: ``params/<profile>.yaml`` with ``params_file`` merged over it (ours).
+
+    Used by the book runner and by ``emorec train`` / ``evaluate``, so both read data roots and
+    weights from the same place."""
+    params = load_profile(root, profile)
+    profile_source = f"params/{profile}.yaml"
+    if params_file is None:
+        return merge_params(params, {}, {}, "", profile_source)
+    declared = {page.stem: declared_parameters(page) for page in read_toc(root) if page.is_notebook}
+    return merge_params(params, read_params_file(params_file), declared, str(params_file), profile_source)
+
+
+def set_weight_environment(common: dict) -> None:
+    """Export the weight locations of ``common`` (:data:`WEIGHT_ENVIRONMENT`) for the library (ours)."""
+    for key, variable in WEIGHT_ENVIRONMENT.items():
+        if common.get(key):
+            os.environ[variable] = str(Path(str(common[key])).expanduser().resolve())
+
+
 def chapter_parameters(profile_params: dict, page: Page, declared: set[str]) -> dict:
     """The profile's ``common`` values the chapter declares, overridden by the chapter's own section.
 
     A chapter section that names a parameter the chapter does not declare is an error (a typo in
     ``params/*.yaml`` would otherwise be silently ignored)."""
     own = profile_params.get(page.stem) or {}
+    if not isinstance(own, dict):
+        raise BookError(f"params section {page.stem!r} must hold 'key: value' lines")
     unknown = sorted(set(own) - set(declared))
     if unknown:
         raise BookError(f"params section {page.stem!r} sets {unknown}, which {page.source} does not declare "
@@ -174,9 +256,13 @@ def build_html(stage: Path, site: Path) -> Path:
 
 
 def run_book(root: Path, profile: str, only: list[str] | None = None, html: bool = True,
-             publish: bool = False) -> Path:
-    """Execute the chapters (all, or those named in ``only``) and build the HTML; returns the stage."""
-    params = load_profile(root, profile)
+             publish: bool = False, params_file: Path | None = None) -> Path:
+    """Execute the chapters (all, or those named in ``only``) and build the HTML; returns the stage.
+
+    ``params_file`` (``--params``) is merged over the profile (:func:`load_params`)."""
+    param_set = load_params(root, profile, params_file)
+    params = param_set.values
+    set_weight_environment(params["common"])
     pages = read_toc(root)
     if only:
         missing = sorted(set(only) - {p.stem for p in pages})
@@ -188,6 +274,9 @@ def run_book(root: Path, profile: str, only: list[str] | None = None, html: bool
         shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True, exist_ok=True)
     timeout = params["common"].get("cell_timeout")
+    record = {"profile": profile, "params_file": str(params_file) if params_file else None,
+              "values": param_set.records()}
+    (build / "params.json").write_text(json.dumps(record, indent=1, default=str))
     timings_path = build / "timings.json"
     timings = json.loads(timings_path.read_text()) if only and timings_path.is_file() else {}
     for page in pages:
@@ -237,6 +326,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="execute only this chapter (repeatable), e.g. --only 04_2_metrics; no HTML")
     parser.add_argument("--no-html", action="store_true", help="execute the chapters but skip the HTML build")
     parser.add_argument("--publish", action="store_true", help="copy the HTML to _build/html")
+    parser.add_argument("--params", type=Path, default=None, metavar="FILE.yaml",
+                        help="merge this file (common: plus chapter sections, as params/<profile>.yaml) over the "
+                             "profile: data roots, split file, weight locations")
     parser.add_argument("--root", type=Path, default=None, help="repository root (default: found from cwd)")
 
 
@@ -244,7 +336,8 @@ def run_from_args(args: argparse.Namespace) -> int:
     root = (args.root or project_root()).resolve()
     start = time.perf_counter()
     try:
-        run_book(root, args.profile, only=args.only, html=not args.no_html, publish=args.publish)
+        run_book(root, args.profile, only=args.only, html=not args.no_html, publish=args.publish,
+                 params_file=args.params)
     except BookError as err:
         print(f"book: error: {err}", file=sys.stderr)
         return 1

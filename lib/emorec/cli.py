@@ -1,6 +1,7 @@
 """The ``emorec`` command: the book's tools from a shell.
 
 ``emorec synth``     generate the embedded synthetic corpora (SEWA-like videos, RAF-like images)
+``emorec split``     the paper's train/validation/test protocol for a raw SEWA-DB copy → a split file
 ``emorec extract``   faces of a video or a folder of videos → the crop cache (MTCNN, §3.2.1)
 ``emorec train``     one configuration of Table 1, 2 or the i3D grid (by name, or from a YAML file)
 ``emorec evaluate``  a checkpoint on a split, with the paper's metrics and post-processing (§3.4, §4.2)
@@ -52,6 +53,20 @@ def _synth(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# split
+# --------------------------------------------------------------------------------------------------
+
+def _split(args) -> int:
+    from .data.sewa import write_paper_split
+
+    table = write_paper_split(args.sewa_root, args.out, partition_list=args.partitions)
+    counts = table.groupby("split").agg(videos=("video", "size"), subjects=("subject", "nunique"))
+    print(counts.reindex(["train", "validation", "test"]).to_string())
+    print(f"split file: {args.out} (give it as sewa_split_file)")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
 # extract
 # --------------------------------------------------------------------------------------------------
 
@@ -98,9 +113,10 @@ def _parameters_cell(source: Path) -> dict:
     return values
 
 
-def chapter_values(stem: str, profile: str) -> dict:
+def chapter_values(stem: str, profile: str, params_file=None) -> dict:
     """A chapter's parameters in ``profile``, as the book runner gives them: the parameters cell's
-    defaults, overridden by ``params/<profile>.yaml`` (``common`` merged with the chapter's section)."""
+    defaults, overridden by ``params/<profile>.yaml`` (``common`` merged with the chapter's section)
+    and by ``params_file`` (``--params``) over that. The weight locations it names are exported."""
     root = project_root()
     source = root / "chapters" / f"{stem}.md"
     if not source.is_file():
@@ -108,8 +124,9 @@ def chapter_values(stem: str, profile: str) -> dict:
                                 f"the repository (run it there, or set EMOREC_ROOT)")
     defaults = _parameters_cell(source)
     try:
-        params = book.load_profile(root, profile)
+        params = book.load_params(root, profile, params_file).values
         chosen = book.chapter_parameters(params, book.Page(f"chapters/{stem}", source), set(defaults))
+        book.set_weight_environment(params["common"])
     except book.BookError as err:
         raise ValueError(str(err)) from None
     return {**defaults, **chosen}
@@ -126,7 +143,7 @@ def _table2_grid(values: dict) -> list[dict]:
     return table2_grid(base, v["inits"], v["fps_values"], v["seq_lens"], v["overlaps"], v["fusions"])
 
 
-def named_grid(table: str, profile: str) -> list[dict]:
+def named_grid(table: str, profile: str, params_file=None) -> list[dict]:
     """The configurations of ``table`` (``table1``, ``table2`` or ``i3d``) that the book runs in ``profile``."""
     if profile not in book.PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(book.PROFILES)}")
@@ -135,7 +152,7 @@ def named_grid(table: str, profile: str) -> list[dict]:
 
         return table1_grid(profile)
     if table == "table2":
-        return _table2_grid(chapter_values(TABLE2_CHAPTER, profile))
+        return _table2_grid(chapter_values(TABLE2_CHAPTER, profile, params_file))
     if table == "i3d":
         from .experiments.i3d import i3d_grid
 
@@ -167,12 +184,13 @@ def load_train_yaml(path: Path) -> dict:
     return spec
 
 
-def resolve_configuration(name: str, profile: str | None) -> tuple[str, str, dict | None, list[dict]]:
+def resolve_configuration(name: str, profile: str | None,
+                          params_file=None) -> tuple[str, str, dict | None, list[dict]]:
     """``table:profile[:index]`` or a YAML file → (table, profile, configuration or None, its grid)."""
     if name.endswith((".yaml", ".yml")) or Path(name).is_file():
         spec = load_train_yaml(Path(name))
         profile = spec.get("profile") or profile or "cpu"
-        grid = named_grid(spec["table"], profile)
+        grid = named_grid(spec["table"], profile, params_file)
         missing = sorted(set(grid[0]) - set(spec["config"]) - {"preset", "model", "base_model"}) if grid else []
         if missing:
             raise ValueError(f"{name}: the {spec['table']} configuration lacks {missing}")
@@ -181,7 +199,7 @@ def resolve_configuration(name: str, profile: str | None) -> tuple[str, str, dic
     if len(parts) not in (2, 3) or parts[0] not in TABLES:
         raise ValueError(f"{name!r} is neither a YAML file nor a name like table2:cpu:0 "
                          f"(<{'|'.join(TABLES)}>:<profile>[:<index>])")
-    grid = named_grid(parts[0], parts[1])
+    grid = named_grid(parts[0], parts[1], params_file)
     if len(parts) == 2:
         return parts[0], parts[1], None, grid
     try:
@@ -255,7 +273,7 @@ def _print_scores(row: dict) -> None:
 def _train(args) -> int:
     import yaml
 
-    table, profile, config, grid = resolve_configuration(args.configuration, args.profile)
+    table, profile, config, grid = resolve_configuration(args.configuration, args.profile, args.params)
     if config is None:
         print(f"{len(grid)} configurations of {table} in the {profile} profile "
               f"(train one with `emorec train {table}:{profile}:<index>`):")
@@ -266,7 +284,7 @@ def _train(args) -> int:
         print(yaml.safe_dump({"table": table, "profile": profile, "config": config}, sort_keys=False), end="")
         return 0
     stem = {"table1": "04_3_finetuning", "table2": TABLE2_CHAPTER, "i3d": "04_5_i3d"}[table]
-    values = chapter_values(stem, profile)
+    values = chapter_values(stem, profile, args.params)
     data_root = args.data_root or values.get("data_root", "data")
     artefact_root = args.artefact_root or values.get("artefact_root", "artefacts")
     print(f"training {table} ({profile}): {_describe(table, config)}", flush=True)
@@ -286,10 +304,17 @@ def _evaluate(args) -> int:
 
     predictor = load_predictor(args.checkpoint)  # a bad checkpoint fails before any data work
     fps = args.fps or predictor.trained.get("fps", DEFAULT_FPS)
-    corpus = prepare_corpus(args.data_root, args.profile, args.seed, fps=fps, sewa_root=args.sewa_root,
-                            split_file=args.sewa_split_file, progress=True)
+    # The data of Table 2's chapter in this profile (and --params) when run in a clone; options given
+    # on the line win.
+    in_clone = (project_root() / "chapters" / f"{TABLE2_CHAPTER}.md").is_file()
+    values = (chapter_values(TABLE2_CHAPTER, args.profile, args.params) if in_clone or args.params else
+              {"data_root": "data", "sewa_root": None, "sewa_split_file": None, "seed": 0})
+    data = {key: getattr(args, key) if getattr(args, key) is not None else values[key]
+            for key in ("data_root", "sewa_root", "sewa_split_file", "seed")}
+    corpus = prepare_corpus(data["data_root"], args.profile, data["seed"], fps=fps, sewa_root=data["sewa_root"],
+                            split_file=data["sewa_split_file"], progress=True)
     table = evaluate_checkpoint(args.checkpoint, corpus, args.split, seq_len=args.seq_len, overlap=args.overlap,
-                                n_boot=args.n_boot, seed=args.seed, progress=True)
+                                n_boot=args.n_boot, seed=data["seed"], progress=True)
     print(f"{Path(args.checkpoint)} on the {args.split} videos of {corpus.description} at {fps:g} fps "
           f"(post-processing fitted on train/validation):")
     print(table.to_string(index=False, float_format="{:.3f}".format))
@@ -374,6 +399,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=COUNT, default=None, help="processes (default: min(2, CPUs))")
     p.set_defaults(run=_synth)
 
+    p = commands.add_parser("split", help="the paper's split protocol for a raw SEWA-DB copy → split file",
+                            description="Write the paper's protocol (§4.1) for a raw SEWA-DB copy as a split file "
+                                        "(CSV video,split): with --partitions (SEWA's or AVEC's partition list, "
+                                        "lines '<video> <Train|Devel|Test>') Devel becomes test, Train is split "
+                                        "by subject into train and validation 28:6 and Test is left unused; "
+                                        "without it the subjects are split 28:6:14, culture by culture. "
+                                        "Deterministic.")
+    p.add_argument("sewa_root", help="the SEWA-DB folder (videos and *_Aligned.csv labels anywhere below)")
+    p.add_argument("--out", required=True, help="the split file to write")
+    p.add_argument("--partitions", default=None, help="partition list (<video> <Train|Devel|Test> per line)")
+    p.set_defaults(run=_split)
+
     p = commands.add_parser("extract", help="faces of a video or a folder → crop cache",
                             description="Detect the face in each sampled frame with MTCNN, crop it and cache the "
                                         "crops (§3.2.1): one folder <out>/<video stem>/ per video, holding "
@@ -402,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="print the configuration as YAML and stop")
     p.add_argument("--data-root", default=None, help="data folder (default: the book's)")
     p.add_argument("--artefact-root", default=None, help="artefact folder (default: the book's)")
+    p.add_argument("--params", default=None, metavar="FILE.yaml",
+                   help="parameters file merged over the profile, as for the book (data roots, split file, weights)")
     p.set_defaults(run=_train)
 
     p = commands.add_parser("evaluate",
@@ -414,10 +453,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=("train", "validation", "test"),
                    help="split to score (default: %(default)s)")
     p.add_argument("--profile", default="cpu", choices=book.PROFILES, help="which synthetic corpus (default: %(default)s)")
-    p.add_argument("--data-root", default="data", help="data folder (default: %(default)s)")
-    p.add_argument("--sewa-root", default=None, help="a real SEWA-DB copy instead of the synthetic corpus")
+    p.add_argument("--data-root", default=None, help="data folder (default: the book's)")
+    p.add_argument("--sewa-root", default=None, help="a real SEWA-DB copy instead of the synthetic corpus "
+                                                     "(default: the book's, from the profile and --params)")
     p.add_argument("--sewa-split-file", default=None, help="CSV video,split for --sewa-root")
-    p.add_argument("--seed", type=SEED, default=0, help="seed (default: %(default)s)")
+    p.add_argument("--seed", type=SEED, default=None, help="seed (default: the book's)")
+    p.add_argument("--params", default=None, metavar="FILE.yaml",
+                   help="parameters file merged over the profile, as for the book (data roots, split file, weights)")
     p.add_argument("--fps", type=POSITIVE, default=None, help="sampling rate (default: the model's, else 10)")
     p.add_argument("--seq-len", type=COUNT, default=None, help="frames per clip (default: the model's)")
     p.add_argument("--overlap", type=OVERLAP, default=None, help="overlapping ratio of clips (default: 0.5)")

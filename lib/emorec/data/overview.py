@@ -45,13 +45,18 @@ def annotation_traces(row) -> pd.DataFrame:
     """One video's annotators, their fusion and (synthetic corpus only) the latent truth, at 10 Hz.
 
     Columns ``time``, ``<dim>:<annotator>``, ``<dim>:fused``, ``<dim>:latent`` for dim in valence, arousal.
+    AVEC's label files hold only the fused gold standard: then ``time`` and ``<dim>:fused`` alone.
     """
+    if row["label_format"] == "avec":
+        labels = sewa.read_video_labels(row)
+        return pd.DataFrame({"time": labels["time"], "valence:fused": labels["valence"],
+                             "arousal:fused": labels["arousal"]})
     out = None
     for dim in ("valence", "arousal"):
         ann = sewa.read_annotations(row[f"{dim}_path"])
         ann = ann.rename(columns={c: f"{dim}:{c}" for c in ann.columns if c != "time"})
         out = ann if out is None else out.merge(ann, on="time")
-    if row.get("latent_path"):
+    if isinstance(row.get("latent_path"), str):
         lat = np.load(row["latent_path"])
         for dim in ("valence", "arousal"):
             out[f"{dim}:latent"] = np.interp(out["time"], lat["time"], lat[dim])
@@ -79,7 +84,8 @@ def sample_frames(corpus: pd.DataFrame, per_group: int = 1, at_fraction: float =
         for _, row in rows.head(per_group).iterrows():
             info = video.video_info(row["video_path"])
             target = int(at_fraction * info.n_frames)
-            if row.get("latent_path"):
+            # A row of only text columns (AVEC's) turns None into NaN: test for a path, not for truth.
+            if isinstance(row.get("latent_path"), str):
                 visible = np.load(row["latent_path"])["visible"]
                 ok = np.flatnonzero(visible > 0.99)
                 if ok.size:
@@ -126,7 +132,7 @@ def keep_rates(corpus: pd.DataFrame, fps: float, extractor=None, max_videos: int
                                for s in range(0, len(frames), 64)])
         rec = {"video": row["video"], "split": row["split"], "group": row["group"],
                "sampled": len(kept), "keep rate": kept.mean()}
-        if row.get("latent_path"):
+        if isinstance(row.get("latent_path"), str):
             visible = np.load(row["latent_path"])["visible"][np.array(idx)]
             rec["keep | visible"] = kept[visible > 0.99].mean() if (visible > 0.99).any() else np.nan
             rec["keep | hidden"] = kept[visible < 0.3].mean() if (visible < 0.3).any() else np.nan

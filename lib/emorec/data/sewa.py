@@ -32,8 +32,12 @@ _ALIGNED = re.compile(r"^(?P<video>.+)_(?P<dim>valence|arousal)_(?P<cond>av|a|v)
 _AVEC_NAME = re.compile(r"^(?P<part>train|devel|test)_(?P<cc>[a-z]{2})_(?P<nn>\d+)\.csv$", re.IGNORECASE)
 _VIDEO_EXT = {".avi", ".mp4", ".mov", ".mkv"}
 _CONDITION_PREFERENCE = ("V", "AV", "A")
-# The paper's protocol (§4.1): official Devel is the test set; Train is split into train/validation.
-_AVEC_PARTITION_SPLIT = {"train": "train", "devel": "test", "test": "unlabelled"}
+# The paper's protocol (§4.1): official Devel is the test set; Train is split by subject into train and
+# validation, 28 : 6; the official Test partition is not used. Without partitions: 28 : 6 : 14.
+PAPER_TRAIN_VALIDATION = (28, 6)
+PAPER_TRAIN_VALIDATION_TEST = (28, 6, 14)
+UNUSED = "unused"  # a split file may leave a video out of every split with this value
+_PARTITION_SPLIT = {"devel": "test", "test": UNUSED}
 
 
 def read_avec_labels(path) -> pd.DataFrame:
@@ -152,8 +156,8 @@ def _read_split_file(path) -> dict:
     out = {}
     for fields, k in zip(rows, lines):
         split = fields[isp].lower()
-        if split not in SPLITS:
-            raise ValueError(f"{path}: line {k}: split {fields[isp]!r} is not one of {SPLITS}")
+        if split not in SPLITS + (UNUSED,):
+            raise ValueError(f"{path}: line {k}: split {fields[isp]!r} is not one of {SPLITS + (UNUSED,)}")
         if fields[iv] in out:
             raise ValueError(f"{path}: line {k}: video {fields[iv]!r} listed twice")
         out[fields[iv]] = split
@@ -180,18 +184,22 @@ def _index_files(root: Path, condition) -> tuple:
     return videos, chosen, avec
 
 
-def load_sewa(root, split_file=None, condition=None) -> pd.DataFrame:
+def load_sewa(root, split_file=None, condition=None, require_splits: bool = True) -> pd.DataFrame:
     """Index a SEWA-DB-like corpus: one row per video that has both a video file and labels (§4.1).
 
     Columns: ``video, subject, group, split, video_path, label_format ("sewa" | "avec"),
-    valence_path, arousal_path, label_path, condition, latent_path``. Files are found anywhere under
-    ``root``: videos (``.avi``...), raw ``<video>_<Dim>_<type>_Aligned.csv`` pairs (``condition`` picks
-    A, V or AV; default: V, then AV, then A) or AVEC ``labels/<Partition>_<CC>_<NN>.csv``.
+    valence_path, arousal_path, label_path, condition, latent_path, partition`` (AVEC's official
+    partition, train / devel / test, from the file name; None for raw SEWA names). Files are found
+    anywhere under ``root``: videos (``.avi``...), raw ``<video>_<Dim>_<type>_Aligned.csv`` pairs
+    (``condition`` picks A, V or AV; default: V, then AV, then A) or AVEC
+    ``labels/<Partition>_<CC>_<NN>.csv``.
 
-    Splits come from ``split_file`` (CSV ``video,split`` with train / validation / test), else from
-    ``<root>/splits.csv`` (the synthetic corpus writes one), else for AVEC names from the partition
-    (Train -> train, Devel -> test, as the paper uses the official devel set as test); otherwise
-    ``"unassigned"``. ``metadata.csv`` (ours), when present, supplies subject and group.
+    Splits come from ``split_file`` (CSV ``video,split`` with train / validation / test, or ``unused``
+    to leave a video out), else from ``<root>/splits.csv`` (the synthetic corpus writes one), else, for
+    AVEC names, the paper's protocol (:func:`paper_split`: Devel → test, Train → train + validation
+    by subject, 28 : 6). A raw SEWA-DB copy without a split file is an error saying how to make one
+    (``emorec split``), and so is a split left empty, unless ``require_splits`` is False (then such
+    videos are ``"unassigned"``). ``metadata.csv`` (ours), when present, supplies subject and group.
     """
     root = Path(root)
     if not root.is_dir():
@@ -204,19 +212,16 @@ def load_sewa(root, split_file=None, condition=None) -> pd.DataFrame:
     rows = []
     for video, vpath in videos.items():
         row = dict(video=video, video_path=str(vpath), label_format=None, valence_path=None,
-                   arousal_path=None, label_path=None, condition=None)
+                   arousal_path=None, label_path=None, condition=None, partition=None)
         if video in aligned:
             cond, vp, ap = aligned[video]
             row.update(label_format="sewa", valence_path=str(vp), arousal_path=str(ap), condition=cond)
         elif video in avec:
-            row.update(label_format="avec", label_path=str(avec[video][0]))
+            row.update(label_format="avec", label_path=str(avec[video][0]), partition=avec[video][1])
         else:
             continue
-        default_split = _AVEC_PARTITION_SPLIT[avec[video][1]] if video in avec else "unassigned"
-        row["split"] = splits.get(video, default_split)
-        culture = re.match(r"^SEW(\d)", video)
         row["subject"] = meta.get(video, {}).get("subject", video)
-        row["group"] = meta.get(video, {}).get("group", int(culture[1]) if culture else None)
+        row["group"] = meta.get(video, {}).get("group", culture_of(video))
         latent = root / "latent" / f"{video}.npz"
         row["latent_path"] = str(latent) if latent.exists() else None
         rows.append(row)
@@ -226,8 +231,168 @@ def load_sewa(root, split_file=None, condition=None) -> pd.DataFrame:
     if not rows:
         raise ValueError(f"{root}: no video with matching valence/arousal labels found")
     cols = ["video", "subject", "group", "split", "video_path", "label_format", "valence_path",
-            "arousal_path", "label_path", "condition", "latent_path"]
-    return pd.DataFrame(rows)[cols].sort_values("video").reset_index(drop=True)
+            "arousal_path", "label_path", "condition", "latent_path", "partition"]
+    index = pd.DataFrame(rows).sort_values("video").reset_index(drop=True)
+    if split_file is not None:
+        index["split"] = index["video"].map(splits).fillna("unassigned")
+    elif index["partition"].notna().all():
+        index["split"] = index["video"].map(paper_split(index))
+    else:
+        index["split"] = "unassigned"
+    if require_splits:
+        _check_splits(index, root, split_file)
+    return index.loc[index["split"] != UNUSED, cols].reset_index(drop=True)
+
+
+def _check_splits(index: pd.DataFrame, root: Path, split_file) -> None:
+    """Every video in a split, and no split empty: checked when the corpus is indexed (§4.1)."""
+    unassigned = sorted(index.loc[index["split"] == "unassigned", "video"])
+    if unassigned and split_file is None:
+        raise ValueError(f"{root}: raw SEWA-DB videos (e.g. {unassigned[0]}) need a split file: write the paper's "
+                         f"protocol with `emorec split {root} --out split.csv` and give it as sewa_split_file")
+    if unassigned:
+        raise ValueError(f"{split_file}: videos {unassigned[:5]} under {root} are not in the split file "
+                         f"(give each train, validation, test or {UNUSED})")
+    for split in SPLITS:
+        if not (index["split"] == split).any():
+            source = split_file if split_file is not None else "the paper's protocol (no split file)"
+            raise ValueError(f"{root}: the {split} split is empty (splits from {source}); "
+                             f"every split needs at least one video")
+
+
+def culture_of(video: str):
+    """The culture of a SEWA / AVEC video from its name: SEWA's digit (``SEW1101`` → 1) or AVEC's
+    country code (``Train_DE_01`` → ``"DE"``); None when the name carries none (§4.1)."""
+    if (m := re.match(r"^SEW(\d)", video)) is not None:
+        return int(m[1])
+    if (m := _AVEC_NAME.match(f"{video}.csv")) is not None:
+        return m["cc"].upper()
+    return None
+
+
+def _interleaved(subjects: pd.DataFrame) -> list:
+    """Subjects in a fixed order that alternates cultures (each culture sorted by name), so that any
+    contiguous block of it takes about the same share of every culture."""
+    per_culture = [sorted(part["subject"].unique()) for _, part in
+                   subjects.assign(group=subjects["group"].astype(str)).groupby("group", sort=True)]
+    order = []
+    for k in range(max(map(len, per_culture), default=0)):
+        order += [names[k] for names in per_culture if k < len(names)]
+    return order
+
+
+def _shares(n: int, ratio: tuple[int, ...]) -> list[int]:
+    """``n`` split in ``ratio`` (largest remainders), each part at least 1 when ``n`` allows it."""
+    exact = [n * r / sum(ratio) for r in ratio]
+    counts = [int(e) for e in exact]
+    for j in sorted(range(len(ratio)), key=lambda j: exact[j] - counts[j], reverse=True)[:n - sum(counts)]:
+        counts[j] += 1
+    for j in range(len(counts)):  # a tiny corpus: borrow from the largest part so no part is empty
+        if counts[j] == 0 and max(counts) > 1:
+            counts[counts.index(max(counts))] -= 1
+            counts[j] = 1
+    return counts
+
+
+def assign_by_subject(subjects: pd.DataFrame, names: tuple[str, ...], ratio: tuple[int, ...]) -> dict:
+    """Subject → split for the rows ``subject, group`` of ``subjects``: the subjects in
+    :func:`_interleaved` order, cut into consecutive blocks of sizes ``ratio`` (scaled), one per name.
+    Deterministic; every subject in exactly one split; cultures spread over all splits (§4.1)."""
+    order = _interleaved(subjects)
+    out, start = {}, 0
+    for name, count in zip(names, _shares(len(order), ratio)):
+        out.update({subject: name for subject in order[start:start + count]})
+        start += count
+    return out
+
+
+def paper_split(index: pd.DataFrame) -> dict:
+    """Video → split by the paper's protocol (§4.1), from ``index`` rows ``video, subject, group,
+    partition`` (the official partition: train / devel / test, or None where unknown).
+
+    With partitions: Devel → test, Test → unused, Train → train + validation by subject in the paper's
+    28 : 6 proportion. Without: all subjects → train / validation / test, 28 : 6 : 14. Subjects are
+    taken culture by culture in turn (:func:`assign_by_subject`), so every split holds every culture."""
+    partition = index["partition"] if "partition" in index else pd.Series(None, index=index.index)
+    if partition.notna().all():
+        train = index[partition == "train"]
+        by_subject = assign_by_subject(train, ("train", "validation"), PAPER_TRAIN_VALIDATION)
+        return {video: by_subject[subject] if part == "train" else _PARTITION_SPLIT[part]
+                for video, subject, part in zip(index["video"], index["subject"], partition)}
+    by_subject = assign_by_subject(index, SPLITS, PAPER_TRAIN_VALIDATION_TEST)
+    return dict(zip(index["video"], index["subject"].map(by_subject)))
+
+
+# AVEC 2019 CES (SEWA's German and Hungarian subjects): official subjects per partition and culture.
+AVEC2019_PARTITIONS = {"train": 34, "devel": 14}
+AVEC2019_CULTURES = ("DE", "HU")
+
+
+def avec_index(partitions: dict = AVEC2019_PARTITIONS, cultures=AVEC2019_CULTURES) -> pd.DataFrame:
+    """Rows ``video, subject, group, partition`` named as AVEC names its files (``Train_DE_01``), one
+    subject per video, ``partitions[p]`` per culture: the input :func:`paper_split` sees (§4.1)."""
+    names = [(f"{p.capitalize()}_{cc}_{i:02d}", cc, p) for p, n in partitions.items() for cc in cultures
+             for i in range(1, n + 1)]
+    return pd.DataFrame({"video": [v for v, _, _ in names], "subject": [v for v, _, _ in names],
+                         "group": [cc for _, cc, _ in names], "partition": [p for _, _, p in names]})
+
+
+def split_source(root, split_file=None) -> str:
+    """Where :func:`load_sewa` takes the splits of ``root`` from, in words (§4.1)."""
+    if split_file is not None:
+        return f"the split file {split_file}"
+    if (Path(root) / "splits.csv").exists():
+        return f"{Path(root) / 'splits.csv'} (written with the corpus)"
+    return ("the paper's protocol from the AVEC partitions: Devel -> test, Train -> train + validation "
+            "by subject, 28 : 6")
+
+
+def read_partition_list(path) -> dict:
+    """SEWA's (or AVEC's) partition list: lines ``<video> <Train|Devel|Test>`` (comma, semicolon or
+    space separated; a header line is allowed) → video → ``"train" | "devel" | "test"`` (§4.1)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: partition list not found")
+    out = {}
+    lines = _text.read_lines(path)
+    for k, line in lines:
+        fields = [f.strip().strip("'\"") for f in re.split(r"[,;\s]+", line.strip()) if f.strip()]
+        if len(fields) < 2:
+            raise ValueError(f"{path}: line {k}: expected '<video> <partition>', got {line!r}")
+        video, part = fields[0], fields[1].lower()
+        if part == "development":
+            part = "devel"
+        if part not in ("train", "devel", "test"):
+            if k == lines[0][0]:
+                continue  # a header
+            raise ValueError(f"{path}: line {k}: partition {fields[1]!r} is not Train, Devel or Test")
+        out[video] = part
+    if not out:
+        raise ValueError(f"{path}: no '<video> <partition>' lines")
+    return out
+
+
+def write_paper_split(root, out, partition_list=None) -> pd.DataFrame:
+    """Write the paper's protocol (§4.1) for a raw SEWA-DB copy at ``root`` as a split file ``out``
+    (CSV ``video,split``, written atomically) and return it with each video's subject and group.
+
+    With ``partition_list`` (:func:`read_partition_list`), or AVEC file names, the official partitions
+    are used (Devel → test, Train → train + validation 28 : 6 by subject, Test → unused); without
+    them the subjects are split 28 : 6 : 14 by subject and culture. Every labelled video under ``root`` must be listed."""
+    index = load_sewa(root, require_splits=False)
+    if partition_list is not None:
+        partitions = read_partition_list(partition_list)
+        missing = sorted(set(index["video"]) - set(partitions))
+        if missing:
+            raise ValueError(f"{partition_list}: videos {missing[:5]} under {root} are not listed")
+        index["partition"] = index["video"].map(partitions)
+    table = index.assign(split=index["video"].map(paper_split(index)))
+    _check_splits(table, Path(root), out)
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    table[["video", "split"]].to_csv(tmp, index=False)
+    tmp.replace(out)
+    return table[["video", "subject", "group", "split"]]
 
 
 METADATA_COLUMNS = ("video", "subject", "group")  # of our metadata.csv (emorec.data.synthetic)
