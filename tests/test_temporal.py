@@ -29,6 +29,14 @@ def test_folded_standardisation_gives_the_same_lstm_outputs_on_raw_features():
         torch.testing.assert_close(model(torch.from_numpy(raw)), expected, rtol=1e-5, atol=1e-5)
 
 
+def test_folding_keeps_the_weights_device():
+    """Issue 11: after fit() the weights may sit on a GPU while the statistics are numpy (CPU) arrays.
+    The meta device stands in for CUDA here: mixing it with CPU tensors fails as CUDA does."""
+    weight, bias = torch.zeros(3, 4, device="meta"), torch.zeros(3, device="meta")
+    fold_standardization(weight, bias, np.zeros(4, np.float32), np.ones(4, np.float32))
+    assert weight.device.type == bias.device.type == "meta"
+
+
 def test_folded_standardisation_in_the_baseline_head():
     rng = np.random.default_rng(1)
     raw = rng.normal(1.0, 4.0, size=(10, 6)).astype(np.float32)

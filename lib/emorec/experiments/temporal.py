@@ -106,8 +106,9 @@ def fold_standardization(weight: torch.Tensor, bias: torch.Tensor, mean: np.ndar
     """Fold ``x → (x − mean) / std`` into the first layer that reads ``x`` (in place):
     ``W (x − m) / s + b = (W / s) x + (b − (W / s) m)``, so the saved model takes raw features."""
     with torch.no_grad():
-        scaled = weight / torch.as_tensor(std, dtype=weight.dtype)
-        bias -= scaled @ torch.as_tensor(mean, dtype=weight.dtype)
+        # the statistics come from numpy (CPU); the weights may sit on a GPU after fit()
+        scaled = weight / torch.as_tensor(std, dtype=weight.dtype, device=weight.device)
+        bias -= scaled @ torch.as_tensor(mean, dtype=weight.dtype, device=weight.device)
         weight.copy_(scaled)
 
 
