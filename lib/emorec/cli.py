@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import book
+from . import book, storage
 from .paths import project_root
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
@@ -328,9 +328,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("extract", help="faces of a video or a folder → crop cache",
                             description="Detect the face in each sampled frame with MTCNN, crop it and cache the "
-                                        "crops (§3.2.1): one folder <out>/<video stem>/ per video, holding "
-                                        "crops.npy, frames.csv (one row per sampled frame) and meta.json. "
-                                        "Reused when the video and settings are unchanged; resumable.")
+                                        "crops (§3.2.1): one entry <out>/<video stem>-<hash>/ per video (the "
+                                        "hash: 12 hex digits of the video's SHA-1), holding crops.npy, "
+                                        "frames.csv (one row per sampled frame), meta.json and emorec's "
+                                        "marker .emorec.json. --out is a folder emorec adds entries to; "
+                                        "nothing else in it is touched. An entry is reused when the video and "
+                                        "settings are unchanged and its files match meta.json, else extracted "
+                                        "again; resumable; a second run on the same video waits for the "
+                                        "first and reuses its entry.")
     p.add_argument("path", help="a video file, or a folder of video files")
     p.add_argument("--out", required=True, help="cache root")
     p.add_argument("--fps", type=float, default=10.0, help="sampling rate in frames per second (default: %(default)s)")
@@ -383,7 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
                                         "processing, the nearest clip's values; empty where no face was found), "
                                         "clips.csv, timeseries.png, circumplex.png (the trajectory, coloured by "
                                         "time), settings.json and, with --mp4, annotated.mp4 (face box and a "
-                                        "live valence/arousal marker).")
+                                        "live valence/arousal marker). --out must be new, empty, or the output "
+                                        "of an earlier predict (marked .emorec.json): it then ends holding "
+                                        "exactly this run's files, swapped in at the end; a folder holding "
+                                        "anything else is refused before any work. --cache is a folder emorec "
+                                        "adds crop-cache entries to (as `emorec extract --out`).")
     p.add_argument("video", help="the video file")
     p.add_argument("--checkpoint", required=True, help="a model.pt or best.pt written by the book or `emorec train`")
     p.add_argument("--out", required=True, help="output folder (created; files in it are replaced)")
@@ -413,6 +422,7 @@ def _one_line(err: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``emorec`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
+    storage.exit_on_sigterm(f"emorec {args.command}")  # clean up as for Ctrl-C, exit status 143
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError) as err:
