@@ -540,19 +540,18 @@ WRITER = "emorec.predict"
 _output_name = storage.allowing(OUTPUT_FILES.values())
 
 
-def check_output_folder(out_dir) -> None:
-    """Refuse, before any work, an ``out_dir`` that ``emorec predict`` may not replace (ours): a file,
-    a path under a file, an unwritable place, or a folder holding anything but a previous run's
-    outputs (so never a user's files, nor the input video or checkpoint)."""
+def check_output_folder(out_dir, need_bytes: int = 0) -> None:
+    """Refuse an ``out_dir`` that ``emorec predict`` may not replace (ours): a file or link, a path
+    under a file, an unwritable place, a disk without ``need_bytes`` free, or a folder holding
+    anything but a previous run's outputs (so never a user's files, nor the input video or checkpoint)."""
     out_dir = Path(out_dir)
     storage.check_replaceable(out_dir, OUTPUT_KIND, _output_name, "another --out")
-    storage.preflight(out_dir, 0, "--out")
+    storage.preflight(out_dir, need_bytes, "--out")
 
 
-def _output_bytes(frames: pd.DataFrame, annotated_video: bool, video_size) -> int:
+def _output_bytes(n_frames: int, annotated_video: bool, width: int, height: int) -> int:
     """A generous estimate of what the outputs take: the tables, two figures, the MP4 (≈ 1/10 raw)."""
-    n = len(frames)
-    return n * 400 + 4_000_000 + (n * video_size[0] * video_size[1] * 3 // 10 if annotated_video else 0)
+    return n_frames * 400 + 4_000_000 + (n_frames * width * height * 3 // 10 if annotated_video else 0)
 
 
 def save_prediction(result: VideoPrediction, out_dir, annotated_video: bool = False,
@@ -567,9 +566,9 @@ def save_prediction(result: VideoPrediction, out_dir, annotated_video: bool = Fa
     from matplotlib.figure import Figure  # no pyplot: leaves an interactive session's backend alone
 
     out_dir = Path(out_dir)
-    check_output_folder(out_dir)
-    size = (result.settings.get("video_width", 0), result.settings.get("video_height", 0))
-    storage.preflight(out_dir, _output_bytes(result.frames, annotated_video, size), "--out")
+    settings = result.settings
+    check_output_folder(out_dir, _output_bytes(len(result.frames), annotated_video, settings["video_width"],
+                                               settings["video_height"]))
     with storage.locked(out_dir, f"{out_dir}: waiting for another emorec process writing into it"):
         storage.remove_stale(out_dir, OUTPUT_KIND, _output_name)
         stage = storage.staging_dir(out_dir, "predict", OUTPUT_KIND, WRITER)
@@ -607,13 +606,15 @@ def predict_to_folder(video_path, checkpoint, out_dir, annotated_video: bool = F
 
     ``out_dir`` and the crop cache (``cache_dir``) are checked before any work: an ``out_dir`` that
     is not ours, or a cache inside ``out_dir`` (which each run replaces), is refused."""
-    check_output_folder(out_dir)
+    info = video.video_info(video_path)  # missing or unreadable video: fail before any work
+    # Estimates from every source frame: the sampling rate may come from the checkpoint, loaded later.
+    check_output_folder(out_dir, _output_bytes(info.n_frames, annotated_video, info.width, info.height))
     cache_dir = kwargs.get("cache_dir")
+    if cache_dir is not None and storage.inside(cache_dir, out_dir):
+        raise ValueError(f"{cache_dir}: the crop cache lies inside --out {out_dir}, which each run "
+                         f"replaces; choose a cache folder outside it")
     if cache_dir is not None:
-        if storage.inside(cache_dir, out_dir):
-            raise ValueError(f"{cache_dir}: the crop cache lies inside --out {out_dir}, which each run "
-                             f"replaces; choose a cache folder outside it")
-        storage.preflight(cache_dir, 0, "--cache")
+        storage.preflight(cache_dir, 0, "--cache")  # its free space: before extraction, if not reused
     result = run_predict(video_path, checkpoint, progress=progress, **kwargs)
     return result, save_prediction(result, out_dir, annotated_video, progress)
 

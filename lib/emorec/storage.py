@@ -122,7 +122,8 @@ def check_replaceable(folder: str | os.PathLike, kind: str, allowed: Callable[[s
     if not os.path.lexists(folder):
         return
     if folder.is_symlink() or not folder.is_dir():
-        raise NotOurs(f"{folder}: exists and is not a folder; choose {option}")
+        raise NotOurs(f"{folder}: exists and is a {'link' if folder.is_symlink() else 'file'}, not a folder; "
+                      f"choose {option}")
     foreign = _foreign_entries(folder, kind, allowed)
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
@@ -130,10 +131,11 @@ def check_replaceable(folder: str | os.PathLike, kind: str, allowed: Callable[[s
 
 
 def remove_ours(folder: str | os.PathLike, kind: str, allowed: Callable[[str], bool]) -> bool:
-    """Delete ``folder`` if it is an emorec folder of ``kind`` holding only allowed names (or is empty);
-    leave anything else alone. Returns whether it was removed (ours)."""
+    """Delete ``folder`` if it carries emorec's marker of ``kind`` and holds only allowed names; leave
+    anything else alone (even an empty folder: it may be a user's). Returns whether it was removed (ours)."""
     folder = Path(folder)
-    if folder.is_symlink() or not folder.is_dir() or _foreign_entries(folder, kind, allowed):
+    if (folder.is_symlink() or not folder.is_dir() or (read_marker(folder) or {}).get("kind") != kind
+            or _foreign_entries(folder, kind, allowed)):
         return False
     shutil.rmtree(folder)
     return True
@@ -316,7 +318,9 @@ def exit_on_sigterm(command: str) -> None:
 
     def handler(signum, frame):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print(f"{command}: terminated (SIGTERM); removing temporary files", file=sys.stderr, flush=True)
+        from tqdm import tqdm  # its write() clears the progress bars first, so the line stays readable
+
+        tqdm.write(f"{command}: terminated (SIGTERM); removing temporary files", file=sys.stderr)
         raise Terminated(TERMINATED_STATUS)
 
     signal.signal(signal.SIGTERM, handler)

@@ -553,8 +553,8 @@ def _work_name(name: str) -> bool:
     return name == "settings.json" or name.startswith(("chunk_", ".chunk_"))
 
 
-def _estimated_bytes(info: video.VideoInfo, fps: float | None, crop_size: tuple[int, int]) -> int:
-    """Disk an extraction may need: every sampled frame's crop twice (chunks, then the entry)."""
+def estimated_bytes(info: video.VideoInfo, fps: float | None, crop_size: tuple[int, int]) -> int:
+    """Disk an extraction may need: every sampled frame's crop twice (chunks, then the entry) (ours)."""
     n = len(video.resample_indices(info.n_frames, info.fps, fps))
     return 2 * n * (crop_size[0] * crop_size[1] * 3 + 300)
 
@@ -610,7 +610,7 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
             return track
         # Missing, made with other settings, or cut or altered: (re-)extract, if the folder is ours.
         storage.check_replaceable(cache_dir, ENTRY_KIND, _entry_name, "another cache folder")
-        storage.preflight(cache_dir, _estimated_bytes(info, fps, crop_size), "face-crop cache")
+        storage.preflight(cache_dir, estimated_bytes(info, fps, crop_size), "face-crop cache")
         work = cache_dir.with_name(cache_dir.name + ".partial")
         # Chunks are only reusable if made with the same key and the same chunking and batching.
         _prepare_work(work, {"key": key, "chunk_size": chunk_size, "batch_size": extractor.batch_size})
@@ -647,9 +647,15 @@ def extract_corpus(videos: Iterable[str | os.PathLike], cache_root: str | os.Pat
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such video file")
     storage.preflight(cache_root, 0, "face-crop cache root")  # each video checks its free space before its work
+    entries = [entry_dir(cache_root, path) for path in videos]
+    for entry in entries:
+        storage.check_replaceable(entry, ENTRY_KIND, _entry_name, "another cache folder")
     extractor = extractor or FaceExtractor()
     tracks = {}
-    for path in tqdm(videos, desc="face extraction", unit="video", disable=not progress):
-        tracks[path.stem] = extract_video(path, entry_dir(cache_root, path), fps=fps, crop_size=crop_size,
-                                          extractor=extractor, chunk_size=chunk_size, progress=progress)
+    # leave=False, closed on errors too: a failure then shows as its one line
+    with tqdm(total=len(videos), desc="face extraction", unit="video", disable=not progress, leave=False) as bar:
+        for path, entry in zip(videos, entries):
+            tracks[path.stem] = extract_video(path, entry, fps=fps, crop_size=crop_size, extractor=extractor,
+                                              chunk_size=chunk_size, progress=progress)
+            bar.update()
     return tracks
