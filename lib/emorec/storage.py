@@ -24,7 +24,6 @@ outputs live in folders a user also uses. The rules:
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -289,20 +288,10 @@ def one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
-def is_disk_full(err: OSError) -> bool:
-    """Whether an OSError means the disk (or quota) is full (ours)."""
-    return err.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
 def inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
     """Whether ``path`` is ``folder`` or lies under it, after resolving links (ours)."""
     path, folder = Path(path).resolve(), Path(folder).resolve()
     return path == folder or folder in path.parents
-
-
-def any_inside(paths: Iterable[str | os.PathLike], folder: str | os.PathLike) -> list[Path]:
-    """Those of ``paths`` that lie in ``folder`` (ours)."""
-    return [Path(p) for p in paths if inside(p, folder)]
 
 
 # --------------------------------------------------------------------------------------------------
