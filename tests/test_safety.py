@@ -323,13 +323,22 @@ def test_a_reused_out_holds_exactly_this_runs_files(files, tmp_path, capsys):
 
 
 def test_a_written_video_short_of_frames_is_not_reported(files, tmp_path, capsys, monkeypatch):
-    class DroppingWriter(cv2.VideoWriter):  # what a full disk does to an encoder: frames never arrive
-        count = 0
+    real_writer = cv2.VideoWriter
+
+    class DroppingWriter:  # what a full disk does to an encoder: frames never arrive
+        def __init__(self, *args):
+            self.writer, self.count = real_writer(*args), 0  # wrapped, not subclassed: cv2 types dislike that
+
+        def isOpened(self):
+            return self.writer.isOpened()
 
         def write(self, image):
-            DroppingWriter.count += 1
-            if DroppingWriter.count % 3:
-                super().write(image)
+            self.count += 1
+            if self.count % 3:
+                self.writer.write(image)
+
+        def release(self):
+            self.writer.release()
 
     out = tmp_path / "out"
     assert run(predict_args(files, files["clip"], out), capsys)[0] == 0

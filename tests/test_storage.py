@@ -129,7 +129,7 @@ HOLD = textwrap.dedent("""
 def test_a_second_process_waits_for_the_lock_and_the_lock_file_goes(tmp_path, capfd):
     target = tmp_path / "entry"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    first = subprocess.Popen([sys.executable, "-c", HOLD, str(target), "3"], stdout=subprocess.PIPE, text=True,
+    first = subprocess.Popen([sys.executable, "-c", HOLD, str(target), "1"], stdout=subprocess.PIPE, text=True,
                              env=env)
     assert first.stdout.readline().strip() == "held"
     with storage.locked(target, waiting="waiting"):  # blocks until the first process lets go
