@@ -403,11 +403,26 @@ def test_staging_left_by_kill_9_is_removed_at_the_next_predict(files, tmp_path, 
     wait_for(tmp_path / "flag", proc)
     proc.kill()
     proc.communicate()
-    stale = sorted(p.name for p in tmp_path.glob(".out.predict-*"))
-    assert len(stale) == 1 and not out.exists()
+    assert len(list(tmp_path.glob(".out.predict-*"))) == 1 and not out.exists()
     (tmp_path / ".out.photos").mkdir()  # a user's folder with a name like ours: not touched
     assert run(predict_args(files, files["clip"], out), capsys)[0] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.photos", "flag", "out"]
+
+
+def test_a_temporary_crop_cache_left_by_kill_9_is_removed_at_the_next_predict(files, tmp_path, capsys,
+                                                                              monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = start("chunk", tmp_path / "flag", *predict_args(files, files["clip"], tmp_path / "out"),
+                 env={**os.environ, "TMPDIR": str(scratch)})
+    wait_for(tmp_path / "flag", proc)  # extracting faces into a temporary folder (no --cache)
+    proc.kill()
+    proc.communicate()
+    assert len([p for p in scratch.glob("emorec-faces-*") if p.is_dir()]) == 1
+    (scratch / "emorec-faces-mine").mkdir()  # without our marker: not touched
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    assert run(predict_args(files, files["clip"], tmp_path / "out"), capsys)[0] == 0
+    assert sorted(p.name for p in scratch.iterdir()) == ["emorec-faces-mine"]
 
 
 def test_staging_left_by_kill_9_is_removed_at_the_next_extract(files, tmp_path, capsys):

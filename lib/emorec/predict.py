@@ -29,7 +29,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,7 +341,7 @@ def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int |
         settings["fps"] = info.fps  # a video slower than the sampling rate: use all its frames
     chosen = _postprocess_choice(predictor, postprocess)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="emorec-faces-") as scratch:
+    with storage.scratch_folder("emorec-faces-") as scratch:
         cache = faces.entry_dir(scratch if cache_dir is None else cache_dir, video_path)
         track = faces.extract_video(video_path, cache, fps=settings["fps"], crop_size=CROP_SIZE,
                                     extractor=extractor, progress=progress)
@@ -672,7 +671,7 @@ def predict_per_label(video_path, checkpoints: Mapping[str, str | os.PathLike], 
     label's columns come from its own model, the other columns from the valence model."""
     if set(checkpoints) != set(TARGETS):
         raise ValueError(f"checkpoints must name a model for each of {TARGETS}, got {sorted(checkpoints)}")
-    with tempfile.TemporaryDirectory(prefix="emorec-faces-") as scratch:
+    with storage.scratch_folder("emorec-faces-") as scratch:
         cache = scratch if cache_dir is None else cache_dir
         runs = {t: run_predict(video_path, checkpoints[t], cache_dir=cache, **kwargs).frames for t in TARGETS}
     frames = runs["valence"].copy()

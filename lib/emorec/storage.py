@@ -13,7 +13,9 @@ outputs live in folders a user also uses. The rules:
 * **Locks.** :func:`locked` takes an exclusive ``fcntl.flock`` on ``.<name>.lock`` beside a target
   (removed when released); a second process waits for the first and then finds its finished work. Staging folders and
   temporary files of a target are only made while its lock is held, so whoever holds the lock can
-  remove the stale ones a killed (``kill -9``) run left (:func:`remove_stale`).
+  remove the stale ones a killed (``kill -9``) run left (:func:`remove_stale`); temporary folders
+  elsewhere (:func:`scratch_folder`) are locked while in use and removed by the next run when
+  their lock is free.
 * **All or nothing.** A folder is built under a staging name and swapped in by renames
   (:func:`swap_in`); :func:`preflight` checks a destination (creatable, writable, enough free
   space for an estimate) before any work starts.
@@ -203,15 +205,19 @@ def lock_path(target: str | os.PathLike) -> Path:
     return target.with_name(f".{target.name}.lock")
 
 
-def _acquire(path: Path, waiting: str | None) -> int:
-    """An fd holding the exclusive lock on the file now at ``path``: a holder removes the file before
-    it lets go, so a waiter that wakes up on a removed file tries again with the new one."""
+def _acquire(path: Path, waiting: str | None, block: bool = True) -> int | None:
+    """An fd holding the exclusive lock on the file now at ``path`` (None if busy and not ``block``):
+    a holder removes the file before it lets go, so a waiter that wakes up on a removed file tries
+    again with the new one."""
     told = False
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not block:
+                os.close(fd)
+                return None
             if waiting and not told:
                 print(waiting, file=sys.stderr, flush=True)
                 told = True
@@ -241,6 +247,38 @@ def locked(target: str | os.PathLike, waiting: str | None = None) -> Iterator[No
     finally:
         path.unlink(missing_ok=True)  # still holding the lock: waiters then retry on a new file
         os.close(fd)
+
+
+SCRATCH_KIND = "scratch folder"
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str) -> Iterator[Path]:
+    """A marked temporary folder ``<tmp>/<prefix>*``, locked while in use and removed after (ours).
+    Those a killed process left (their lock is free) are removed first."""
+    _remove_dead_scratch(prefix)
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        with locked(folder):
+            write_marker(folder, SCRATCH_KIND, "emorec.storage")  # under the lock: never taken for dead
+            yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # made above
+
+
+def _remove_dead_scratch(prefix: str) -> None:
+    for folder in Path(tempfile.gettempdir()).glob(f"{glob_escape(prefix)}*"):
+        if folder.is_symlink() or not folder.is_dir() or (read_marker(folder) or {}).get("kind") != SCRATCH_KIND:
+            continue
+        path = lock_path(folder)
+        fd = _acquire(path, None, block=False)
+        if fd is None:
+            continue  # its process is alive
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            path.unlink(missing_ok=True)
+            os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------------
