@@ -545,7 +545,7 @@ def check_output_folder(out_dir, need_bytes: int = 0) -> None:
     anything but a previous run's outputs (so never a user's files, nor the input video or checkpoint)."""
     out_dir = Path(out_dir)
     storage.check_replaceable(out_dir, OUTPUT_KIND, _output_name, "another --out")
-    storage.preflight(out_dir, need_bytes, "--out")
+    storage.preflight(out_dir, need_bytes, "--out", swapped=True)
 
 
 def _output_bytes(n_frames: int, annotated_video: bool, width: int, height: int) -> int:

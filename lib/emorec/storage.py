@@ -297,11 +297,13 @@ def _existing_ancestor(path: Path) -> Path:
     return Path(path.anchor or ".")
 
 
-def preflight(folder: str | os.PathLike, need_bytes: int = 0, option: str = "the folder") -> None:
+def preflight(folder: str | os.PathLike, need_bytes: int = 0, option: str = "the folder",
+              swapped: bool = False) -> None:
     """Check that ``folder`` is, or can be created as, a writable folder with about ``need_bytes``
-    free (ours). Raises ValueError naming the path and the reason; creates nothing."""
+    free (ours); with ``swapped``, that its parent is (``folder`` is then replaced by a rename
+    there). Raises ValueError naming ``folder`` and the reason; creates nothing."""
     folder = Path(folder)
-    base = _existing_ancestor(folder.absolute())
+    base = _existing_ancestor(folder.absolute().parent if swapped else folder.absolute())
     if not base.is_dir():
         where = "exists and is a file" if base == folder.absolute() else f"cannot be created: {base} is a file"
         raise ValueError(f"{folder}: {where}, not a folder ({option})")

@@ -602,7 +602,7 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
     source = _source_fingerprint(video_path)
     key = _cache_key(extractor, fps, crop_size, source["sha1"])
     storage.check_replaceable(cache_dir, ENTRY_KIND, _entry_name, "another cache folder")
-    storage.preflight(cache_dir, 0, "face-crop cache")
+    storage.preflight(cache_dir, 0, "face-crop cache", swapped=True)
     with storage.locked(cache_dir, f"{cache_dir}: waiting for another emorec process extracting into it"):
         storage.remove_stale(cache_dir, ENTRY_KIND, _entry_name)
         track, _ = _open_entry(cache_dir)
@@ -610,7 +610,7 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
             return track
         # Missing, made with other settings, or cut or altered: (re-)extract, if the folder is ours.
         storage.check_replaceable(cache_dir, ENTRY_KIND, _entry_name, "another cache folder")
-        storage.preflight(cache_dir, estimated_bytes(info, fps, crop_size), "face-crop cache")
+        storage.preflight(cache_dir, estimated_bytes(info, fps, crop_size), "face-crop cache", swapped=True)
         work = cache_dir.with_name(cache_dir.name + ".partial")
         # Chunks are only reusable if made with the same key and the same chunking and batching.
         _prepare_work(work, {"key": key, "chunk_size": chunk_size, "batch_size": extractor.batch_size})
