@@ -408,6 +408,7 @@ def _entry_problem(cache_dir: Path, meta: dict) -> str | None:
 
 
 def _frames_problem(path: Path, frames: pd.DataFrame, meta: dict) -> str | None:
+    """What is wrong with a frame table against ``meta.json`` (columns, counts, crop order), or None."""
     if list(frames.columns) != FRAME_COLUMNS:
         return f"{path}: columns {list(frames.columns)[:4]}... are not a face-crop frame table"
     kept = frames["kept"].to_numpy(bool)
@@ -422,7 +423,7 @@ def _frames_problem(path: Path, frames: pd.DataFrame, meta: dict) -> str | None:
 def _open_entry(cache_dir: Path) -> tuple[FaceTrack | None, str | None]:
     """The entry as a track, or (None, the problem naming the file) when it is missing, cut or altered."""
     meta = _read_json(cache_dir / "meta.json")
-    if meta is None:
+    if not isinstance(meta, dict) or not isinstance(meta.get("crop_size"), list):
         return None, f"{cache_dir}: no complete face-crop cache entry here (no readable meta.json)"
     problem = _entry_problem(cache_dir, meta)
     if problem:
