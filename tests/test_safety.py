@@ -207,7 +207,7 @@ HELPER = textwrap.dedent("""
         def slowed(*args, **kwargs):
             flag.write_text("here")
             go = flag.with_name(flag.name + ".go")
-            for _ in range(1200):  # until the test lets it go on (or signals it here)
+            for _ in range(2400):  # until the test lets it go on (or signals it here), 2 min at most
                 if go.exists():
                     break
                 time.sleep(0.05)
@@ -271,6 +271,25 @@ def test_a_second_extract_of_the_same_video_waits_and_reuses_the_entry(files, tm
     assert (first.returncode, second.returncode) == (0, 0), (err1, err2)
     assert "detect calls: 0" in err2  # reused, not extracted again
     assert sorted(p.name for p in out.iterdir()) == [entry.name] and leftovers(out) == []
+
+
+def test_two_predicts_into_one_out_take_turns_and_leave_one_whole_run(files, tmp_path):
+    out = tmp_path / "out"
+    first = start("video", tmp_path / "flag", *predict_args(files, files["clip"], out, "--mp4"))
+    wait_for(tmp_path / "flag", first)  # the first holds the lock of --out, staging its files
+    second = start("count", tmp_path / "unused", *predict_args(files, files["other"], out))
+    seen = ""
+    while "waiting for another emorec process" not in seen:
+        line = second.stderr.readline()
+        assert line, f"the second run ended without waiting: {seen}"
+        seen += line
+    assert f"{out}: waiting for another emorec process writing into it" in seen
+    (tmp_path / "flag.go").write_text("")
+    results = [p.communicate() + (p.returncode,) for p in (first, second)]
+    assert [r[2] for r in results] == [0, 0], results
+    assert sorted(p.name for p in out.iterdir()) == OUTPUTS  # the second run's files, whole
+    assert json.loads((out / "settings.json").read_text())["video"] == str(files["other"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flag", "flag.go", "out"]
 
 
 @pytest.mark.parametrize("cut", ["frames.csv", "crops.npy"])

@@ -100,6 +100,14 @@ def test_remove_stale_takes_only_our_leftovers_beside_the_target(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".out.photos"] and (users / "p.jpg").is_file()
 
 
+def test_remove_stale_reads_names_with_glob_characters_literally(tmp_path):
+    target = tmp_path / "clip[1]"
+    ours(tmp_path / ".clip[1].x.old", "a.txt")
+    ours(tmp_path / ".clip1.x.old", "a.txt")  # what the pattern [1] would match: another target's
+    assert storage.remove_stale(target, KIND, ALLOWED) == [tmp_path / ".clip[1].x.old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".clip1.x.old"]
+
+
 def test_preflight_names_the_path_and_the_reason(tmp_path, monkeypatch):
     storage.preflight(tmp_path / "new" / "deeper", 1000)
     assert not (tmp_path / "new").exists()  # creates nothing
