@@ -90,14 +90,15 @@ def test_remove_stale_takes_only_our_leftovers_beside_the_target(tmp_path):
     stale_stage = storage.staging_dir(target, "predict", KIND, "tests")
     (stale_stage / "a.txt").write_text("half")
     stale_old = ours(tmp_path / ".out.0123.old", "b.txt")
-    stale_tmp = tmp_path / ".out.k3j4.tmp.mp4"
-    stale_tmp.write_bytes(b"\0")
+    (stale_stage / ".a.txt.k3j4.tmp").write_bytes(b"\0")  # what a writer killed mid-file leaves
     users = tmp_path / ".out.photos"
     users.mkdir()
     (users / "p.jpg").write_bytes(b"\xff\xd8")
+    (tmp_path / ".out.notes.tmp").write_text("a user's file with a name like ours")
     removed = storage.remove_stale(target, KIND, ALLOWED)
-    assert sorted(removed) == sorted([stale_stage, stale_old, stale_tmp])
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.photos"] and (users / "p.jpg").is_file()
+    assert sorted(removed) == sorted([stale_stage, stale_old])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.notes.tmp", ".out.photos"]
+    assert (users / "p.jpg").is_file()
 
 
 def test_remove_stale_reads_names_with_glob_characters_literally(tmp_path):

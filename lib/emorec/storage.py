@@ -155,7 +155,11 @@ def swap_in(stage: str | os.PathLike, target: str | os.PathLike, kind: str, allo
         return
     old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.old")
     os.replace(target, old)
-    os.replace(stage, target)
+    try:
+        os.replace(stage, target)
+    except BaseException:
+        os.replace(old, target)  # put the previous one back
+        raise
     shutil.rmtree(old)
 
 
@@ -168,20 +172,12 @@ def staging_dir(target: str | os.PathLike, tag: str, kind: str, writer: str) -> 
 
 
 def remove_stale(target: str | os.PathLike, kind: str, allowed: Callable[[str], bool]) -> list[Path]:
-    """Remove what a killed run left beside ``target``: temporary files ``.<name>.*.tmp*`` and marked
-    staging or swapped-out folders ``.<name>.*`` of ``kind`` (ours). Call it holding ``target``'s
-    lock: every writer of these names holds that lock, so none of them is still alive."""
+    """Remove what a killed run left beside ``target``: its marked staging or swapped-out folders
+    ``.<name>.*`` of ``kind``, with the temporary files inside them (ours). Call it holding
+    ``target``'s lock: every writer of these names holds that lock, so none of them is still alive."""
     target = Path(target)
-    removed = []
-    for path in sorted(target.parent.glob(f".{glob_escape(target.name)}.*")):
-        if path.name.endswith(".lock"):
-            continue
-        if path.is_file() and not path.is_symlink() and ".tmp" in path.name[len(target.name) + 2:]:
-            path.unlink()
-            removed.append(path)
-        elif remove_ours(path, kind, allowed):
-            removed.append(path)
-    return removed
+    stale = sorted(target.parent.glob(f".{glob_escape(target.name)}.*"))
+    return [path for path in stale if remove_ours(path, kind, allowed)]
 
 
 def allowing(names: Iterable[str]) -> Callable[[str], bool]:
