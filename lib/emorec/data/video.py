@@ -17,6 +17,7 @@ SEWA-DB videos are recorded at 50 fps and annotated every 0.1 s (10 Hz). The pap
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
