@@ -110,10 +110,11 @@ def test_the_installed_entry_point_prints_no_traceback(files):
 def test_predict_writes_the_frame_table_figures_and_annotated_video(files, capsys):
     out, cache = files["root"] / "prediction", files["root"] / "cache"
     code, stdout, err = run(["predict", files["video"], "--checkpoint", files["checkpoint"], "--out", out,
-                             "--seq-len", 4, "--mp4", "--cache", cache / "clip"], capsys)
+                             "--seq-len", 4, "--mp4", "--cache", cache], capsys)
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["predictions.csv", "clips.csv", "timeseries.png", "circumplex.png", "settings.json", "annotated.mp4"])
+        ["predictions.csv", "clips.csv", "timeseries.png", "circumplex.png", "settings.json", "annotated.mp4",
+         ".emorec.json"])
     table = pd.read_csv(out / "predictions.csv")
     # one row per frame sampled at 10 fps from the 50 fps video, in order
     np.testing.assert_array_equal(table["frame"], np.arange(N_SOURCE // 5))

@@ -112,3 +112,16 @@ def test_summaries_round_trip_and_name_the_chapter_when_missing(tmp_path):
     assert read_summary(tmp_path, "smoke", "table2", "04_4_cnn_lstm") == {"best": {"valence_CCC": 0.6}}
     with pytest.raises(FileNotFoundError, match="04_5_i3d"):
         read_summary(tmp_path, "smoke", "table6", "04_5_i3d")
+
+
+def test_a_folder_at_the_artefact_path_that_emorec_did_not_make_is_refused_before_the_run(tmp_path):
+    store, calls = ArtefactStore(tmp_path, "smoke"), []
+    exp = Experiment("t", {"a": 1})
+    final = store.folder(exp)
+    final.mkdir(parents=True)
+    (final / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=f"{final}: exists and is not an emorec artefact folder .*notes.txt"):
+        store.run(exp, lambda work: calls.append(work) or {"v": 1})
+    assert calls == [] and (final / "notes.txt").read_text() == "mine"
+    (final / "notes.txt").unlink()
+    assert store.run(exp, lambda work: {"v": 2}) == {"v": 2}  # an empty folder holds nothing to lose

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -230,9 +231,11 @@ def test_wrong_settings_rejected(video, tmp_path):
         faces.extract_video(video, tmp_path / "v", fps=100, progress=False)
 
 
-def test_corpus_keys_by_stem(video, extractor, tmp_path):
+def test_corpus_entries_are_named_by_stem_and_content_hash(video, extractor, tmp_path):
     tracks = faces.extract_corpus([video], tmp_path / "cache", extractor=extractor, progress=False)
-    assert list(tracks) == ["SEW_test"] and (tmp_path / "cache" / "SEW_test" / "crops.npy").is_file()
+    entry = tmp_path / "cache" / f"SEW_test-{hashlib.sha1(video.read_bytes()).hexdigest()[:12]}"
+    assert list(tracks) == ["SEW_test"] and tracks["SEW_test"].path == entry
+    assert sorted(p.name for p in entry.iterdir()) == [".emorec.json", "crops.npy", "frames.csv", "meta.json"]
     with pytest.raises(ValueError, match="same file stem"):
         faces.extract_corpus([video, video], tmp_path / "cache", extractor=extractor, progress=False)
 

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import book
+from . import book, storage
 from .paths import project_root
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
@@ -35,7 +35,8 @@ EXIT_STATUS = """exit status:
        (--traceback shows the whole traceback instead)
   2    a usage error (unknown command or option, a missing argument, an option's value out of its
        range, e.g. --fps nan): one line on stderr naming the option
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C)
+  143  terminated (SIGTERM), after the same clean-up as for Ctrl-C"""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -413,9 +414,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("extract", help="faces of a video or a folder → crop cache",
                             description="Detect the face in each sampled frame with MTCNN, crop it and cache the "
-                                        "crops (§3.2.1): one folder <out>/<video stem>/ per video, holding "
-                                        "crops.npy, frames.csv (one row per sampled frame) and meta.json. "
-                                        "Reused when the video and settings are unchanged; resumable.")
+                                        "crops (§3.2.1): one entry <out>/<video stem>-<hash>/ per video (the "
+                                        "hash: 12 hex digits of the video's SHA-1), holding crops.npy, "
+                                        "frames.csv (one row per sampled frame), meta.json and emorec's "
+                                        "marker .emorec.json. --out is a folder emorec adds entries to; "
+                                        "nothing else in it is touched. An entry is reused when the video and "
+                                        "settings are unchanged and its files match meta.json, else extracted "
+                                        "again; resumable; a second run on the same video waits for the "
+                                        "first and reuses its entry.")
     p.add_argument("path", help="a video file, or a folder of video files")
     p.add_argument("--out", required=True, help="cache root")
     p.add_argument("--fps", type=POSITIVE, default=10.0, help="sampling rate in frames per second (default: %(default)s)")
@@ -473,7 +479,11 @@ def build_parser() -> argparse.ArgumentParser:
                                         "processing, the nearest clip's values; empty where no face was found), "
                                         "clips.csv, timeseries.png, circumplex.png (the trajectory, coloured by "
                                         "time), settings.json and, with --mp4, annotated.mp4 (face box and a "
-                                        "live valence/arousal marker).")
+                                        "live valence/arousal marker). --out must be new, empty, or the output "
+                                        "of an earlier predict (marked .emorec.json): it then ends holding "
+                                        "exactly this run's files, swapped in at the end; a folder holding "
+                                        "anything else is refused before any work. --cache is a folder emorec "
+                                        "adds crop-cache entries to (as `emorec extract --out`).")
     p.add_argument("video", help="the video file")
     p.add_argument("--checkpoint", required=True, help="a model.pt or best.pt written by the book or `emorec train`")
     p.add_argument("--out", required=True, help="output folder (created; files in it are replaced)")
@@ -516,6 +526,7 @@ EXPECTED_ERRORS = (ValueError, OSError, MemoryError, book.BookError)
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``emorec`` command; returns the exit status (see ``EXIT_STATUS``)."""
     args = build_parser().parse_args(argv)
+    storage.exit_on_sigterm(f"emorec {args.command}")  # clean up as for Ctrl-C, exit status 143
     try:
         return args.run(args)
     except EXPECTED_ERRORS as err:

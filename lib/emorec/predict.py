@@ -29,9 +29,7 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -42,6 +40,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from . import storage
 from .data import faces, video
 from .data.clips import make_windows, resize_frames, window_step
 from .experiments.evaluation import spread_clip_predictions
@@ -363,8 +362,8 @@ def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int |
         settings["fps"] = info.fps  # a video slower than the sampling rate: use all its frames
     chosen = _postprocess_choice(predictor, postprocess)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="emorec-faces-") as scratch:
-        cache = Path(cache_dir) if cache_dir is not None else Path(scratch) / video_path.stem
+    with storage.scratch_folder("emorec-faces-") as scratch:
+        cache = faces.entry_dir(scratch if cache_dir is None else cache_dir, video_path)
         track = faces.extract_video(video_path, cache, fps=settings["fps"], crop_size=CROP_SIZE,
                                     extractor=extractor, progress=progress)
         t1 = time.perf_counter()
@@ -378,6 +377,7 @@ def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int |
         clip_rows = clip_table(track, starts, clips, settings["seq_len"])
     settings.update(video=str(video_path), checkpoint=str(predictor.checkpoint), model=predictor.kind,
                     input_size=list(predictor.input_size), duration_s=info.duration_s, video_fps=info.fps,
+                    video_width=info.width, video_height=info.height,
                     postprocess=None if chosen is None else {t: _params_dict(chosen[t]) for t in TARGETS},
                     faces_found=float(frames["face"].mean()),
                     frames_with_value=float(frames["valence"].notna().mean()))
@@ -392,7 +392,8 @@ def predict_video(video_path, checkpoint, fps: float | None = DEFAULT_FPS, seq_l
 
     ``fps``: sampling rate (None: the rate the model was trained at, else 10). ``seq_len``: frames
     per clip (None: the one recorded in the checkpoint's artefact folder). ``overlap``: overlapping
-    ratio of consecutive clips. ``cache_dir``: where the face crops are cached (None: a temporary
+    ratio of consecutive clips. ``cache_dir``: a folder under which the face crops are cached, in
+    the entry ``<cache_dir>/<stem>-<hash>/`` (:func:`emorec.data.faces.entry_dir`; None: a temporary
     folder). ``postprocess``: None (raw model output), ``"auto"`` (the §3.4 parameters recorded
     beside the checkpoint, if any) or ``{"valence": params, "arousal": params}``.
 
@@ -516,37 +517,37 @@ def annotate_frame(rgb: np.ndarray, row, history: np.ndarray) -> np.ndarray:
 
 
 def write_annotated_video(video_path, frames: pd.DataFrame, path, fps: float, trail: int = 20,
-                          progress: bool = False) -> Path:
+                          progress: bool = False, shown_as=None) -> Path:
     """The video at the sampling rate with the face box and a live valence/arousal marker, as MP4
-    (OpenCV ``mp4v``), written to a temporary name and renamed into place."""
+    (OpenCV ``mp4v``), written to a temporary name, reopened and its frames counted
+    (:func:`emorec.data.video.check_written_video`), then renamed into place. Errors name
+    ``shown_as`` (default: ``path``)."""
     path = Path(path)
     rows = {int(r.source_frame): r for r in frames.itertuples(index=False)}
     values = frames[list(TARGETS)].to_numpy(float)
     position = {int(sf): i for i, sf in enumerate(frames["source_frame"])}
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.mp4")
-    writer = None
-    try:
-        for index, _, rgb in tqdm(video.iter_frames(video_path, fps), total=len(frames), desc="annotated video",
-                                  unit="frame", disable=not progress, leave=False):
-            if index not in rows:
-                continue
-            if writer is None:
-                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
-                                         (rgb.shape[1], rgb.shape[0]))
-                if not writer.isOpened():
-                    raise ValueError(f"{path}: OpenCV cannot open an mp4v writer here")
-            i = position[index]
-            out = annotate_frame(rgb, rows[index], values[max(0, i - trail):i + 1])
-            writer.write(cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    writer, written = None, 0
+    with storage.atomic_path(path, ".mp4") as tmp:
+        try:
+            for index, _, rgb in tqdm(video.iter_frames(video_path, fps), total=len(frames),
+                                      desc="annotated video", unit="frame", disable=not progress, leave=False):
+                if index not in rows:
+                    continue
+                if writer is None:
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
+                                             (rgb.shape[1], rgb.shape[0]))
+                    if not writer.isOpened():
+                        raise ValueError(f"{shown_as or path}: OpenCV cannot open an mp4v writer here")
+                i = position[index]
+                writer.write(cv2.cvtColor(annotate_frame(rgb, rows[index], values[max(0, i - trail):i + 1]),
+                                          cv2.COLOR_RGB2BGR))
+                written += 1
+        finally:
+            if writer is not None:
+                writer.release()
         if writer is None:
             raise ValueError(f"{video_path}: no frame to annotate")
-        writer.release()
-        writer = None
-        os.replace(tmp, path)
-    finally:
-        if writer is not None:
-            writer.release()
-        tmp.unlink(missing_ok=True)
+        video.check_written_video(tmp, written, shown_as or path)
     return path
 
 
@@ -554,55 +555,91 @@ def write_annotated_video(video_path, frames: pd.DataFrame, path, fps: float, tr
 # Everything into one folder
 # --------------------------------------------------------------------------------------------------
 
+OUTPUT_KIND = "predict output folder"
+WRITER = "emorec.predict"
+_output_name = storage.allowing(OUTPUT_FILES.values())
+
+
+def check_output_folder(out_dir, need_bytes: int = 0) -> None:
+    """Refuse an ``out_dir`` that ``emorec predict`` may not replace (ours): a file or link, a path
+    under a file, an unwritable place, a disk without ``need_bytes`` free, or a folder holding
+    anything but a previous run's outputs (so never a user's files, nor the input video or checkpoint)."""
+    out_dir = Path(out_dir)
+    storage.check_replaceable(out_dir, OUTPUT_KIND, _output_name, "another --out")
+    storage.preflight(out_dir, need_bytes, "--out", swapped=True)
+
+
+def _output_bytes(n_frames: int, annotated_video: bool, width: int, height: int) -> int:
+    """A generous estimate of what the outputs take: the tables, two figures and the MP4 at 1/50 of
+    the raw frames (OpenCV's mp4v writes about 1/180 on the face test videos, 1/10 on pure noise)."""
+    return n_frames * 400 + 4_000_000 + (n_frames * width * height * 3 // 50 if annotated_video else 0)
+
+
 def save_prediction(result: VideoPrediction, out_dir, annotated_video: bool = False,
                     progress: bool = False) -> dict[str, Path]:
     """Write the CSVs, the two figures, the settings and (optionally) the annotated MP4 into ``out_dir``.
 
-    Everything is first written into a hidden staging folder beside ``out_dir`` and moved in at the
-    end, file by file with ``os.replace``: a failure leaves no half-written file behind."""
+    Everything is written into a marked staging folder ``.<out>.predict-*`` beside ``out_dir`` and
+    swapped in with renames, holding a lock on ``out_dir``: ``out_dir`` then holds exactly this run's
+    files, and a failure leaves the previous ones untouched. ``out_dir`` must be absent, empty or an
+    earlier output of ours (:func:`check_output_folder`); stale staging folders of a killed run are
+    removed first (ours)."""
     from matplotlib.figure import Figure  # no pyplot: leaves an interactive session's backend alone
 
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"{out_dir}: exists and is not a folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.predict-", dir=out_dir.parent))
-    try:
-        written = {"csv": stage / OUTPUT_FILES["csv"], "clips": stage / OUTPUT_FILES["clips"],
-                   "timeseries": stage / OUTPUT_FILES["timeseries"], "circumplex": stage / OUTPUT_FILES["circumplex"],
-                   "settings": stage / OUTPUT_FILES["settings"]}
-        result.frames.to_csv(written["csv"], index=False, float_format="%.6g")
-        result.clips.to_csv(written["clips"], index=False, float_format="%.6g")
-        name = Path(result.settings["video"]).name
-        fig = Figure(figsize=(9, 4.6))
-        plot_timeseries(result.frames, fig.subplots(2, 1, sharex=True))
-        fig.axes[0].set_title(f"{name}: valence and arousal (grey: no face)")
-        fig.tight_layout()
-        fig.savefig(written["timeseries"], dpi=120)
-        fig = Figure(figsize=(6.6, 5.6))
-        plot_trajectory(result.frames, fig.subplots())
-        fig.axes[0].set_title(f"{name}: trajectory on the circumplex")
-        fig.tight_layout()
-        fig.savefig(written["circumplex"], dpi=120)
-        written["settings"].write_text(json.dumps({**result.settings, "timings_s": result.timings}, indent=1))
-        if annotated_video:
-            written["video"] = write_annotated_video(result.settings["video"], result.frames,
-                                                     stage / OUTPUT_FILES["video"], result.settings["fps"],
-                                                     progress=progress)
-        out_dir.mkdir(exist_ok=True)
-        final = {}
-        for key, path in written.items():
-            final[key] = out_dir / path.name
-            os.replace(path, final[key])
-        return final
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    settings = result.settings
+    check_output_folder(out_dir, _output_bytes(len(result.frames), annotated_video, settings["video_width"],
+                                               settings["video_height"]))
+    with storage.locked(out_dir, f"{out_dir}: waiting for another emorec process writing into it"):
+        storage.remove_stale(out_dir, OUTPUT_KIND, _output_name)
+        stage = storage.staging_dir(out_dir, "predict", OUTPUT_KIND, WRITER)
+        try:
+            written = {key: stage / OUTPUT_FILES[key] for key in ("csv", "clips", "timeseries", "circumplex",
+                                                                  "settings")}
+            result.frames.to_csv(written["csv"], index=False, float_format="%.6g")
+            result.clips.to_csv(written["clips"], index=False, float_format="%.6g")
+            name = Path(result.settings["video"]).name
+            fig = Figure(figsize=(9, 4.6))
+            plot_timeseries(result.frames, fig.subplots(2, 1, sharex=True))
+            fig.axes[0].set_title(f"{name}: valence and arousal (grey: no face)")
+            fig.tight_layout()
+            fig.savefig(written["timeseries"], dpi=120)
+            fig = Figure(figsize=(6.6, 5.6))
+            plot_trajectory(result.frames, fig.subplots())
+            fig.axes[0].set_title(f"{name}: trajectory on the circumplex")
+            fig.tight_layout()
+            fig.savefig(written["circumplex"], dpi=120)
+            written["settings"].write_text(json.dumps({**result.settings, "timings_s": result.timings}, indent=1))
+            if annotated_video:
+                written["video"] = write_annotated_video(result.settings["video"], result.frames,
+                                                         stage / OUTPUT_FILES["video"], result.settings["fps"],
+                                                         progress=progress, shown_as=out_dir / OUTPUT_FILES["video"])
+            storage.swap_in(stage, out_dir, OUTPUT_KIND, _output_name, "another --out")
+        finally:
+            if stage.exists():
+                shutil.rmtree(stage)  # made above, in this call
+    return {key: out_dir / path.name for key, path in written.items()}
 
 
 def predict_to_folder(video_path, checkpoint, out_dir, annotated_video: bool = False, progress: bool = False,
                       **kwargs) -> tuple[VideoPrediction, dict[str, Path]]:
-    """:func:`run_predict` then :func:`save_prediction`: what ``emorec predict`` does (§6, ours)."""
-    result = run_predict(video_path, checkpoint, progress=progress, **kwargs)
+    """:func:`run_predict` then :func:`save_prediction`: what ``emorec predict`` does (§6, ours).
+
+    ``out_dir`` and the crop cache (``cache_dir``) are checked before any work: an ``out_dir`` that
+    is not ours, or a cache inside ``out_dir`` (which each run replaces), is refused."""
+    info = video.video_info(video_path)  # missing or unreadable video: fail before any work
+    predictor = kwargs.pop("predictor", None) or load_predictor(checkpoint)
+    rate = _resolve_settings(predictor, kwargs.get("fps"), kwargs.get("seq_len"), kwargs.get("overlap"),
+                             kwargs.get("tolerance"))["fps"]
+    n_frames = len(video.resample_indices(info.n_frames, info.fps, min(rate, info.fps)))
+    check_output_folder(out_dir, _output_bytes(n_frames, annotated_video, info.width, info.height))
+    cache_dir = kwargs.get("cache_dir")
+    if cache_dir is not None and storage.inside(cache_dir, out_dir):
+        raise ValueError(f"{cache_dir}: the crop cache lies inside --out {out_dir}, which each run "
+                         f"replaces; choose a cache folder outside it")
+    if cache_dir is not None:
+        storage.preflight(cache_dir, 0, "--cache")  # its free space: before extraction, if not reused
+    result = run_predict(video_path, checkpoint, progress=progress, predictor=predictor, **kwargs)
     return result, save_prediction(result, out_dir, annotated_video, progress)
 
 
@@ -659,8 +696,8 @@ def predict_per_label(video_path, checkpoints: Mapping[str, str | os.PathLike], 
     label's columns come from its own model, the other columns from the valence model."""
     if set(checkpoints) != set(TARGETS):
         raise ValueError(f"checkpoints must name a model for each of {TARGETS}, got {sorted(checkpoints)}")
-    with tempfile.TemporaryDirectory(prefix="emorec-faces-") as scratch:
-        cache = Path(cache_dir) if cache_dir is not None else Path(scratch) / Path(video_path).stem
+    with storage.scratch_folder("emorec-faces-") as scratch:
+        cache = scratch if cache_dir is None else cache_dir
         runs = {t: run_predict(video_path, checkpoints[t], cache_dir=cache, **kwargs).frames for t in TARGETS}
     frames = runs["valence"].copy()
     for column in ("arousal", "arousal_raw", "clip_arousal"):

@@ -10,17 +10,22 @@ in the frame table, which is what the windowing of §3.2.2 needs. "Whole" is our
 paper: a frame whose face box crosses the frame border by more than ``border_margin`` of the box's
 width (left/right) or height (top/bottom), 10 % by default, is dropped (:func:`whole_face`).
 
-Each video is extracted once into a cache directory::
+Each video is extracted once into a cache entry, ``<cache_root>/<stem>-<hash>/`` (the hash is the
+first 12 hex digits of the video file's SHA-1, so videos with the same name never share one)::
 
-    <cache_dir>/crops.npy    uint8 [N_kept, H, W, 3], RGB, opened memory-mapped
-    <cache_dir>/frames.csv   one row per sampled frame: frame, source_frame, time, kept,
-                             crop_index, x1 y1 x2 y2, prob, the 5 landmarks
-    <cache_dir>/meta.json    detector settings, sampling, crop size, source fingerprint
+    <entry>/crops.npy    uint8 [N_kept, H, W, 3], RGB, opened memory-mapped
+    <entry>/frames.csv   one row per sampled frame: frame, source_frame, time, kept,
+                         crop_index, x1 y1 x2 y2, prob, the 5 landmarks
+    <entry>/meta.json    detector settings, sampling, crop size, source fingerprint, counts, file sizes
+    <entry>/.emorec.json the marker of an emorec entry (:mod:`emorec.storage`)
 
-The entry appears atomically (built in a temporary directory, then renamed). While a video is being
-extracted, finished chunks of frames are kept in ``<cache_dir>.partial/``, so an interrupted run
+The entry appears atomically (built in a marked staging folder, then renamed) while a lock on it is
+held, so a second process extracting the same video waits and reuses the result. While a video is
+being extracted, finished chunks of frames are kept in ``<entry>.partial/``, so an interrupted run
 continues from the last complete chunk and ends with the same bytes as an uninterrupted one. A
-change of detector settings, sampling, crop size or source video invalidates the entry.
+change of detector settings, sampling, crop size or source video invalidates the entry, and so do
+files that do not match ``meta.json`` (a cut ``frames.csv`` or ``crops.npy``): it is extracted again.
+Only folders carrying emorec's marker and nothing else are ever replaced.
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ import json
 import math
 import os
 import shutil
-import uuid
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import version as _dist_version
@@ -43,10 +47,15 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from emorec import storage
 from emorec.data import video
 
 # Bump when the cache layout or the way crops are made changes: old entries are then re-extracted.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+WRITER = "emorec.data.faces"
+ENTRY_KIND = "face-crop cache entry"
+WORK_KIND = "face-crop cache work folder"
+ENTRY_FILES = ("crops.npy", "frames.csv", "meta.json")
 
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
@@ -356,28 +365,46 @@ class FaceTrack:
         return self.frames.loc[self.frames["kept"], "frame"].to_numpy()
 
 
+_HASHES: dict[tuple, str] = {}  # (path, inode, size, mtime) -> SHA-1, so a video is hashed once per process
+
+
 def _file_sha1(path: Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    stat = path.stat()
+    memo = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if memo not in _HASHES:
+        digest = hashlib.sha1()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _HASHES[memo] = digest.hexdigest()
+    return _HASHES[memo]
 
 
-def _source_fingerprint(path: Path, previous: dict | None) -> dict:
-    """Size, mtime and SHA-1 of the video (of every frame image, names included, for a folder of
-    frames); the hash is reused when size and mtime are unchanged."""
+def video_sha1(path: str | os.PathLike) -> str:
+    """SHA-1 of a video file's bytes (for a folder of frames: of its images' names and hashes), the
+    cache key of its entry (ours)."""
+    path = Path(path)
+    if path.is_dir():
+        listing = "".join(f"{f.name}:{_file_sha1(f)}\n" for f in video.frame_files(path))
+        return hashlib.sha1(listing.encode()).hexdigest()
+    return _file_sha1(path)
+
+
+def entry_dir(cache_root: str | os.PathLike, video_path: str | os.PathLike) -> Path:
+    """The cache entry of a video under ``cache_root``: ``<root>/<stem>-<first 12 hex of its SHA-1>``,
+    so two different videos with the same file name never share an entry (ours)."""
+    video_path = Path(video_path)
+    return Path(cache_root) / f"{video_path.stem}-{video_sha1(video_path)[:12]}"
+
+
+def _source_fingerprint(path: Path) -> dict:
+    """Name, size, mtime and SHA-1 of the video (summed over the images of a folder of frames)."""
     files = video.frame_files(path) if path.is_dir() else [path]
     stats = [f.stat() for f in files]
-    fp = {"name": path.name, "size": sum(st.st_size for st in stats), "mtime_ns": max(st.st_mtime_ns for st in stats)}
+    fp = {"name": path.name, "size": sum(st.st_size for st in stats),
+          "mtime_ns": max(st.st_mtime_ns for st in stats), "sha1": video_sha1(path)}
     if path.is_dir():
         fp["n_files"] = len(files)
-    if previous and all(previous.get(k) == v for k, v in fp.items() if k != "name"):
-        fp["sha1"] = previous.get("sha1")
-    elif path.is_dir():
-        fp["sha1"] = hashlib.sha1("".join(f"{f.name}:{_file_sha1(f)}\n" for f in files).encode()).hexdigest()
-    else:
-        fp["sha1"] = _file_sha1(path)
     return fp
 
 
@@ -394,34 +421,82 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Write a file through ``write(fileobj)`` to a temporary name, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+def _npy_header(path: Path) -> tuple[tuple, np.dtype, int]:
+    """(shape, dtype, data offset) of a ``.npy`` file, read without mapping it."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+        return shape, dtype, f.tell()
+
+
+def _entry_problem(cache_dir: Path, meta: dict) -> str | None:
+    """What is wrong with an entry's files against its ``meta.json`` (sizes, shapes, counts), or None."""
+    for name in ENTRY_FILES[:2]:
+        path = cache_dir / name
+        expected = (meta.get("files") or {}).get(name)
+        size = path.stat().st_size if path.is_file() else None
+        if size is None:
+            return f"{path}: missing"
+        if size != expected:
+            return f"{path}: {size} bytes, but meta.json records {expected} (cut or altered)"
+    crops = cache_dir / "crops.npy"
     try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        shape, dtype, offset = _npy_header(crops)
+    except (OSError, ValueError) as err:
+        return f"{crops}: not a readable .npy file ({storage.one_line(err)})"
+    expected = (meta.get("n_kept"), *meta.get("crop_size", ()), 3)
+    if tuple(shape) != expected or dtype != np.uint8 or offset + math.prod(shape) != crops.stat().st_size:
+        return f"{crops}: holds {dtype} {tuple(shape)}, but meta.json records uint8 {expected}"
+    return None
+
+
+def _frames_problem(path: Path, frames: pd.DataFrame, meta: dict) -> str | None:
+    """What is wrong with a frame table against ``meta.json`` (columns, counts, crop order), or None."""
+    if list(frames.columns) != FRAME_COLUMNS:
+        return f"{path}: columns {list(frames.columns)[:4]}... are not a face-crop frame table"
+    kept = frames["kept"].to_numpy(bool)
+    if len(frames) != meta.get("n_frames") or int(kept.sum()) != meta.get("n_kept"):
+        return (f"{path}: {len(frames)} frames with {int(kept.sum())} faces, but meta.json records "
+                f"{meta.get('n_frames')} frames with {meta.get('n_kept')} faces (cut or altered)")
+    if not np.array_equal(frames.loc[kept, "crop_index"].to_numpy(), np.arange(kept.sum())):
+        return f"{path}: crop indices are not 0..{int(kept.sum()) - 1} in order (altered)"
+    return None
+
+
+def _open_entry(cache_dir: Path) -> tuple[FaceTrack | None, str | None]:
+    """The entry as a track, or (None, the problem naming the file) when it is missing, cut or altered."""
+    meta = _read_json(cache_dir / "meta.json")
+    if not isinstance(meta, dict) or not isinstance(meta.get("crop_size"), list):
+        return None, f"{cache_dir}: no complete face-crop cache entry here (no readable meta.json)"
+    problem = _entry_problem(cache_dir, meta)
+    if problem:
+        return None, problem
+    path = cache_dir / "frames.csv"
+    try:
+        frames = pd.read_csv(path)
+        frames["kept"] = frames["kept"].astype(bool)
+    except (ValueError, KeyError, pd.errors.ParserError) as err:
+        return None, f"{path}: not a readable frame table ({storage.one_line(err)})"
+    problem = _frames_problem(path, frames, meta)
+    if problem:
+        return None, problem
+    crops = np.load(cache_dir / "crops.npy", mmap_mode="r")
+    return FaceTrack(path=cache_dir, crops=crops, frames=frames, meta=meta), None
 
 
 def load_track(cache_dir: str | os.PathLike) -> FaceTrack:
-    """Open a complete cache entry written by :func:`extract_video` (§3.2.1): crops memory-mapped."""
+    """Open a complete cache entry written by :func:`extract_video` (§3.2.1): crops memory-mapped.
+
+    The entry is checked against its ``meta.json`` first (file sizes, crop shape, frame and face
+    counts): FileNotFoundError if there is no entry, ValueError naming the file that is cut or altered."""
     cache_dir = Path(cache_dir)
-    meta = _read_json(cache_dir / "meta.json")
-    if meta is None or not (cache_dir / "crops.npy").is_file() or not (cache_dir / "frames.csv").is_file():
-        raise FileNotFoundError(f"{cache_dir}: no complete face-crop cache entry here")
-    crops = np.load(cache_dir / "crops.npy", mmap_mode="r")
-    frames = pd.read_csv(cache_dir / "frames.csv")
-    frames["kept"] = frames["kept"].astype(bool)
-    return FaceTrack(path=cache_dir, crops=crops, frames=frames, meta=meta)
-
-
-def _valid_entry(cache_dir: Path, key: dict) -> bool:
-    meta = _read_json(cache_dir / "meta.json")
-    return (meta is not None and meta.get("key") == key and (cache_dir / "crops.npy").is_file()
-            and (cache_dir / "frames.csv").is_file())
+    track, problem = _open_entry(cache_dir)
+    if track is None:
+        if not (cache_dir / "meta.json").is_file():
+            raise FileNotFoundError(problem)
+        raise ValueError(f"{problem}; extract the video again")
+    return track
 
 
 def _chunk_path(work: Path, index: int) -> Path:
@@ -460,7 +535,7 @@ def _run_chunks(video_path: Path, work: Path, extractor: FaceExtractor, fps: flo
 
     def flush():
         result = _process_chunk(extractor, pending, crop_size)
-        _write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
+        storage.write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
         bar.update(len(pending))
 
     try:
@@ -493,42 +568,66 @@ def _frame_table(chunks: list[dict], rate: float) -> pd.DataFrame:
 
 
 def _assemble(video_path: Path, cache_dir: Path, chunk_files: list[Path], meta: dict, rate: float) -> None:
-    """Join the chunks into a complete entry in a temporary directory, then rename it into place."""
+    """Join the chunks into a complete entry in a marked staging folder, then swap it into place."""
     chunks = [dict(np.load(p)) for p in chunk_files]
     table = _frame_table(chunks, rate)
     if not table["kept"].any():
         raise ValueError(f"{video_path}: MTCNN found no face in any of its {len(table)} sampled frames")
     crops = np.concatenate([c["crops"] for c in chunks])
-    meta = {**meta, "n_frames": int(len(table)), "n_kept": int(len(crops)),
-            "keep_rate": float(table["kept"].mean())}
-    tmp = cache_dir.with_name(f".{cache_dir.name}.{uuid.uuid4().hex}.tmp")
-    tmp.mkdir(parents=True)
+    stage = storage.staging_dir(cache_dir, "assemble", ENTRY_KIND, WRITER)
     try:
-        np.save(tmp / "crops.npy", crops)
-        table.to_csv(tmp / "frames.csv", index=False, float_format="%.6f")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-        old = None
-        if cache_dir.exists():
-            old = cache_dir.with_name(f".{cache_dir.name}.{uuid.uuid4().hex}.old")
-            os.replace(cache_dir, old)
-        os.replace(tmp, cache_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        np.save(stage / "crops.npy", crops)
+        table.to_csv(stage / "frames.csv", index=False, float_format="%.6f")
+        files = {name: (stage / name).stat().st_size for name in ENTRY_FILES[:2]}
+        meta = {**meta, "n_frames": int(len(table)), "n_kept": int(len(crops)),
+                "keep_rate": float(table["kept"].mean()), "files": files}
+        (stage / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        storage.swap_in(stage, cache_dir, ENTRY_KIND, _entry_name, "another cache folder")
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if stage.exists():
+            shutil.rmtree(stage)  # made above, in this call
+
+
+def _entry_name(name: str) -> bool:
+    return name in ENTRY_FILES
+
+
+def _work_name(name: str) -> bool:
+    return name == "settings.json" or name.startswith(("chunk_", ".chunk_"))
+
+
+def estimated_bytes(info: video.VideoInfo, fps: float | None, crop_size: tuple[int, int]) -> int:
+    """Disk an extraction may need: every sampled frame's crop twice (chunks, then the entry) (ours)."""
+    n = len(video.resample_indices(info.n_frames, info.fps, fps))
+    return 2 * n * (crop_size[0] * crop_size[1] * 3 + 300)
+
+
+def _prepare_work(work: Path, work_key: dict) -> None:
+    """The resumable chunk folder ``<entry>.partial``: kept if made with ``work_key``, else started afresh."""
+    if work.exists() and (_read_json(work / "settings.json") != work_key or storage.read_marker(work) is None):
+        storage.check_replaceable(work, WORK_KIND, _work_name, "another cache folder")
+        shutil.rmtree(work)  # checked above: an emorec work folder of an older setting
+    work.mkdir(parents=True, exist_ok=True)
+    for stale in work.glob(".chunk_*"):  # temporaries of a run killed while writing a chunk
+        stale.unlink()
+    storage.write_marker(work, WORK_KIND, WRITER)
+    storage.write_text_atomic(work / "settings.json", json.dumps(work_key))
 
 
 def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, fps: float | None = 10,
                   crop_size: tuple[int, int] = (100, 80), extractor: FaceExtractor | None = None,
                   chunk_size: int = 256, progress: bool = True, frame_rate: float | None = None) -> FaceTrack:
-    """Detect, crop and cache the faces of one video (§3.2.1); reuse the cache when it is valid.
+    """Detect, crop and cache the faces of one video (§3.2.1) in the entry folder ``cache_dir``;
+    reuse the entry when it is valid.
 
     Frames are sampled at ``fps`` (the source frame nearest to each time k/fps; ``None`` keeps every
     frame), the most probable face of each is cropped and resized to ``crop_size`` (height, width).
     Chunks of ``chunk_size`` sampled frames are saved as they finish, so an interrupted extraction
-    resumes where it stopped. Raises FileNotFoundError for a missing file and ValueError, naming the
-    file, for a video OpenCV cannot decode or in which no face is ever found (no entry is left).
+    resumes where it stopped. The entry is locked while it is made (a second process waits, then
+    reuses it), verified against its metadata when reused (a cut or altered entry is extracted
+    again) and replaced only if it is an emorec entry (:mod:`emorec.storage`). Raises
+    FileNotFoundError for a missing file and ValueError, naming the file, for a video OpenCV cannot
+    decode, in which no face is ever found (no entry is left), or a ``cache_dir`` that is not ours.
     ``video_path`` may be a folder of frames (AFEW-VA's clips) when ``frame_rate`` states its rate.
     """
     video_path, cache_dir = Path(video_path), Path(cache_dir)
@@ -544,50 +643,66 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
     if fps is not None and fps > info.fps + 1e-9:
         raise ValueError(f"{video_path}: cannot sample at {fps:g} fps, the video has {info.fps:g} fps")
     extractor = extractor or FaceExtractor()
-    old_meta = _read_json(cache_dir / "meta.json") or {}
-    source = _source_fingerprint(video_path, old_meta.get("source"))
+    source = _source_fingerprint(video_path)
     key = _cache_key(extractor, fps, crop_size, source["sha1"])
     if frame_rate is not None:  # the stated rate of a folder of frames sets every timestamp
         key["frame_rate"] = float(frame_rate)
-    if _valid_entry(cache_dir, key):
-        return load_track(cache_dir)
-
-    work = cache_dir.with_name(cache_dir.name + ".partial")
-    # Chunks are only reusable if made with the same key and the same chunking and batching.
-    work_key = {"key": key, "chunk_size": chunk_size, "batch_size": extractor.batch_size}
-    if work.exists() and _read_json(work / "settings.json") != work_key:
+    storage.check_replaceable(cache_dir, ENTRY_KIND, _entry_name, "another cache folder")
+    storage.preflight(cache_dir, 0, "face-crop cache", swapped=True)
+    with storage.locked(cache_dir, f"{cache_dir}: waiting for another emorec process extracting into it"):
+        storage.remove_stale(cache_dir, ENTRY_KIND, _entry_name)
+        track, _ = _open_entry(cache_dir)
+        if track is not None and track.meta.get("key") == key:
+            return track
+        # Missing, made with other settings, or cut or altered: (re-)extract, if the folder is ours.
+        storage.check_replaceable(cache_dir, ENTRY_KIND, _entry_name, "another cache folder")
+        storage.preflight(cache_dir, estimated_bytes(info, fps, crop_size), "face-crop cache", swapped=True)
+        work = cache_dir.with_name(cache_dir.name + ".partial")
+        # Chunks are only reusable if made with the same key and the same chunking and batching.
+        _prepare_work(work, {"key": key, "chunk_size": chunk_size, "batch_size": extractor.batch_size})
+        try:
+            chunk_files = _run_chunks(video_path, work, extractor, fps, crop_size, chunk_size, progress,
+                                      frame_rate)
+            if not chunk_files:
+                raise ValueError(f"{video_path}: the video has no decodable frames")
+            rate = info.fps if fps is None else float(fps)
+            meta = {"key": key, "source": source, "module": f"emorec.data.faces cache v{CACHE_VERSION}",
+                    "video": {"fps": info.fps, "width": info.width, "height": info.height},
+                    "sampling_fps": rate, "crop_size": list(crop_size), "detector": extractor.settings()}
+            _assemble(video_path, cache_dir, chunk_files, meta, rate)
+        except ValueError:
+            # Bad input: leave nothing behind. (Other interruptions keep the chunks for a resume.)
+            shutil.rmtree(work, ignore_errors=True)
+            raise
         shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    _write_atomic(work / "settings.json", lambda f: f.write(json.dumps(work_key).encode()))
-    try:
-        chunk_files = _run_chunks(video_path, work, extractor, fps, crop_size, chunk_size, progress, frame_rate)
-        if not chunk_files:
-            raise ValueError(f"{video_path}: the video has no decodable frames")
-        rate = info.fps if fps is None else float(fps)
-        meta = {"key": key, "source": source, "module": f"emorec.data.faces cache v{CACHE_VERSION}",
-                "video": {"fps": info.fps, "width": info.width, "height": info.height},
-                "sampling_fps": rate, "crop_size": list(crop_size), "detector": extractor.settings()}
-        _assemble(video_path, cache_dir, chunk_files, meta, rate)
-    except ValueError:
-        # Bad input: leave nothing behind. (Other interruptions keep the chunks for a resume.)
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    shutil.rmtree(work, ignore_errors=True)
-    return load_track(cache_dir)
+        return load_track(cache_dir)
 
 
 def extract_corpus(videos: Iterable[str | os.PathLike], cache_root: str | os.PathLike, fps: float | None = 10,
                    crop_size: tuple[int, int] = (100, 80), extractor: FaceExtractor | None = None,
                    chunk_size: int = 256, progress: bool = True) -> dict[str, FaceTrack]:
-    """Extract faces of many videos (§3.2.1) into ``cache_root/<video stem>/``; returns stem → track."""
+    """Extract faces of many videos (§3.2.1) into ``cache_root/<stem>-<hash>/`` (:func:`entry_dir`);
+    returns stem → track. ``cache_root`` is a folder emorec adds its entries to, never one it
+    replaces; it is checked (a creatable, writable folder) before any work, and free space for an
+    estimate before each video's extraction."""
     videos = [Path(v) for v in videos]
     stems = [v.stem for v in videos]
     if len(set(stems)) != len(stems):
         dup = sorted({s for s in stems if stems.count(s) > 1})
-        raise ValueError(f"videos with the same file stem would share a cache entry: {dup}")
+        raise ValueError(f"videos with the same file stem in one call: {dup}")
+    for path in videos:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such video file")
+    storage.preflight(cache_root, 0, "face-crop cache root")  # each video checks its free space before its work
+    entries = [entry_dir(cache_root, path) for path in videos]
+    for entry in entries:
+        storage.check_replaceable(entry, ENTRY_KIND, _entry_name, "another cache folder")
     extractor = extractor or FaceExtractor()
     tracks = {}
-    for video in tqdm(videos, desc="face extraction", unit="video", disable=not progress):
-        tracks[video.stem] = extract_video(video, Path(cache_root) / video.stem, fps=fps, crop_size=crop_size,
-                                           extractor=extractor, chunk_size=chunk_size, progress=progress)
+    # leave=False, closed on errors too: a failure then shows as its one line
+    with tqdm(total=len(videos), desc="face extraction", unit="video", disable=not progress, leave=False) as bar:
+        for path, entry in zip(videos, entries):
+            tracks[path.stem] = extract_video(path, entry, fps=fps, crop_size=crop_size, extractor=extractor,
+                                              chunk_size=chunk_size, progress=progress)
+            bar.update()
     return tracks

@@ -43,6 +43,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emorec import storage
+
 # A decoder may deliver a few frames fewer than its header announces (edit lists, index rounding);
 # a file is truncated only when the decoded duration is short by more than both of these.
 _MISSING_FRAMES_ALLOWED = 2
@@ -354,7 +356,8 @@ def replicate_labels(frame_times, label_times, labels, tolerance_s: float = LABE
 
 
 def write_video(path, frames, fps: float, fourcc: str = "XVID") -> None:
-    """Encode RGB frames ``uint8[N, H, W, 3]`` to ``path`` atomically (temp file, then rename).
+    """Encode RGB frames ``uint8[N, H, W, 3]`` to ``path`` atomically (temp file, then rename); the
+    written file is reopened and its frames counted first (:func:`check_written_video`).
 
     Used to write the synthetic corpus (SEWA's videos are Xvid AVI, §4.1) and test fixtures.
     """
@@ -362,14 +365,36 @@ def write_video(path, frames, fps: float, fourcc: str = "XVID") -> None:
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"{path}: frames must be uint8 [N, H, W, 3], got {frames.dtype} {frames.shape}")
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps),
-                             (frames.shape[2], frames.shape[1]))
-    if not writer.isOpened():
-        raise ValueError(f"{path}: OpenCV cannot open a {fourcc} writer")
+    with storage.atomic_path(path, path.suffix) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps),
+                                 (frames.shape[2], frames.shape[1]))
+        if not writer.isOpened():
+            raise ValueError(f"{path}: OpenCV cannot open a {fourcc} writer")
+        try:
+            for f in frames:
+                writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+        check_written_video(tmp, len(frames), path)
+
+
+def decoded_frame_count(path) -> int:
+    """How many frames OpenCV decodes from ``path`` (0 if it cannot open it) (ours)."""
+    cap = cv2.VideoCapture(str(path))
     try:
-        for f in frames:
-            writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        n = 0
+        while cap.isOpened() and cap.grab():
+            n += 1
+        return n
     finally:
-        writer.release()
-    os.replace(tmp, path)
+        cap.release()
+
+
+def check_written_video(written, expected: int, shown_as=None) -> None:
+    """Refuse a video that was just written unless it reopens with ``expected`` frames (ours): a full
+    disk or a failing encoder leaves a file with no index or fewer frames, which must not be reported
+    as done. ValueError naming ``shown_as`` (default: the file)."""
+    n = decoded_frame_count(written)
+    if n != expected:
+        raise ValueError(f"{shown_as or written}: the written video decodes to {n} of its {expected} frames "
+                         f"(disk full, or the encoder failed); not kept")

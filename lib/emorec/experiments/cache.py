@@ -19,11 +19,11 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from .. import storage
 from ..paths import resolve
 
 SMALL_FILE = 1 << 20  # data files up to 1 MiB are hashed whole; larger ones by size and head/tail
@@ -89,10 +89,11 @@ class Experiment:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+ARTEFACT_KIND = "artefact folder"
+
+
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    storage.write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 class ArtefactStore:
@@ -120,13 +121,15 @@ class ArtefactStore:
             return done
         final = self.folder(experiment)
         work = final.with_name(final.name + ".partial")
+        # Refused before the work, not after it: a folder at ``final`` that emorec did not make.
+        storage.check_replaceable(final, ARTEFACT_KIND, lambda name: True, "another artefact root")
         work.mkdir(parents=True, exist_ok=True)
+        storage.write_marker(work, ARTEFACT_KIND, "emorec.experiments.cache")
         _write_json(work / "config.json", {"table": experiment.table, "config": experiment.config,
                                            "data": experiment.data, "modules": list(experiment.modules)})
         result = fn(work)
         _write_json(work / "result.json", result)
-        shutil.rmtree(final, ignore_errors=True)  # an unfinished leftover of an older layout
-        os.replace(work, final)
+        storage.swap_in(work, final, ARTEFACT_KIND, lambda name: True, "another artefact root")
         return json.loads((final / "result.json").read_text())
 
     def results(self, table: str) -> list[dict]:

@@ -129,8 +129,8 @@ def _label_predictions(checkpoint, corpus: CrossCorpus, label: str, cache_root: 
     d = TARGETS.index(label)
     out = []
     for seq in corpus.sequences:
-        track = faces.extract_video(seq.source, cache_root / f"{fps:g}fps" / seq.name, fps=fps, progress=False,
-                                    frame_rate=seq.frame_rate)
+        track = faces.extract_video(seq.source, faces.entry_dir(cache_root / f"{fps:g}fps", seq.source), fps=fps,
+                                    progress=False, frame_rate=seq.frame_rate)
         values, _, _ = predict.track_predictions(predictor, track, seq_len, overlap, tolerance)
         kept_times = track.frames.loc[track.frames["kept"], "time"].to_numpy(float)
         on_labels, coverage = to_label_timeline(kept_times, values, seq.label_times, fallback=[0.0, 0.0])

@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import random
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .. import storage
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
@@ -20,38 +20,21 @@ HISTORY = "history.json"
 FORMAT = 1
 
 
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(file_object)`` on a temporary file next to ``path``, then rename it into place.
-
-    A reader (or a run killed mid-write) sees either the previous file or the complete new one.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def remove_stale_temporaries(run_dir: Path) -> None:
-    """Delete temporary files a killed writer left behind (the real files are never partial)."""
+    """Delete temporary files a killed writer (:func:`emorec.storage.write_atomic`) left behind (the
+    real files are never partial)."""
     for name in (CHECKPOINT, BEST, HISTORY):
         for tmp in Path(run_dir).glob(f".{name}.*.tmp"):
             tmp.unlink(missing_ok=True)
 
 
 def save(obj: dict, path: Path) -> None:
-    atomic_write(path, lambda f: torch.save(obj, f))
+    storage.write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def save_json(obj, path: Path) -> None:
     text = json.dumps(_json_safe(obj), indent=1)
-    atomic_write(path, lambda f: f.write(text.encode()))
+    storage.write_atomic(path, lambda f: f.write(text.encode()))
 
 
 NOT_LOADED = "corrupt, or contains objects other than tensors; not loaded, for safety"
