@@ -1,14 +1,18 @@
 """Provenance of the numbers a chapter prints: which data, profile, seed and code produced them.
 
-The book's rule (DESIGN §3): every table says where its numbers came from. Chapters print
-:func:`provenance` under each table of results.
+The book's rule (DESIGN §3): every table says where its numbers came from. Chapters show
+:func:`provenance` under each table of results, and show paths with :func:`display_path` (no
+page may print an absolute path of the machine that built it).
 """
 
 from __future__ import annotations
 
+import html
+import os
 import platform
 import subprocess
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 
@@ -46,4 +50,44 @@ def provenance(data: str, profile: str, seed: int | None = None) -> str:
         parts.append(f"seed: {seed}")
     parts += [f"emorec {__version__} @ {git_commit()}", f"device: {device_name()}",
               f"torch {torch.__version__}, Python {platform.python_version()}"]
-    return " | ".join(parts)
+    return ProvenanceLine(" | ".join(parts))
+
+
+class ProvenanceLine(str):
+    """A provenance line: plain text when printed, a small wrapped paragraph in a rendered notebook."""
+
+    def _repr_html_(self) -> str:
+        return f'<p class="emorec-provenance">{html.escape(self)}</p>'
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))
+
+
+def _shown_folders() -> list[tuple[Path, str]]:
+    """(folder, how pages write it): the repository root as "" and the home folder as "~", each
+    also with symbolic links resolved; the longest first, so a root inside the home folder wins."""
+    home = Path.home()
+    pairs = [(project_root(), "")] + ([(home, "~")] if home != Path(home.anchor) else [])
+    forms = {(form, shown) for folder, shown in pairs for form in (folder, folder.resolve())}
+    return sorted(forms, key=lambda pair: len(str(pair[0])), reverse=True)
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as a page shows it (ours): relative to the repository root (``artefacts/cpu/...``),
+    else under the home folder as ``~/...``, else as given. Relative paths are taken from the root."""
+    path = Path(path).expanduser()
+    absolute = path if path.is_absolute() else project_root() / path
+    for candidate in (absolute, absolute.resolve()):
+        for folder, shown in _shown_folders():
+            if candidate.is_relative_to(folder):
+                rest = candidate.relative_to(folder).as_posix()
+                return "/".join(part for part in (shown, rest) if part and part != ".") or "."
+    return str(path)
+
+
+def display_paths_in(text: str) -> str:
+    """``text`` (e.g. an error message) with every absolute path under the repository root or the
+    home folder written as :func:`display_path` writes it (ours)."""
+    for folder, shown in _shown_folders():
+        text = text.replace(f"{folder}{os.sep}", f"{shown}/" if shown else "")
+    return text
