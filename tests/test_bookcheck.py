@@ -113,3 +113,27 @@ def test_not_a_built_book_is_one_line_and_exit_1(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(tmp_path) in err and "no index.html" in err
     assert not (tmp_path / "screens").exists()
+
+
+def test_a_real_page_passes_and_fails_once_its_figure_is_shown_twice(tmp_path):
+    """A one-chapter book built with the repository's _config.yml (theme scripts, download menu)
+    passes; a copy of its page with the figure's image repeated fails."""
+    from test_book import GOOD_BODY, make_book
+
+    from emorec import book
+
+    root = make_book(tmp_path / "repository", GOOD_BODY)
+    book.run_book(root, "smoke")
+    html = root / "_build/smoke/site/_build/html"
+    page = html / "chapters" / "one.html"
+    assert 'href="../_sources/chapters/one.md"' in page.read_text()  # the .md download, beside .ipynb
+    reports, _ = bookcheck.check_book(html, tmp_path / "screens", root=root)
+    assert {r.name: r.problems for r in reports if r.problems} == {}
+
+    text = page.read_text()
+    image = text[text.index("<img"):text.index(">", text.index("<img")) + 1]
+    page.write_text(text.replace(image, image + image, 1))
+    reports, _ = bookcheck.check_book(html, tmp_path / "screens", root=root)
+    found = {r.name: r.problems for r in reports if r.problems}
+    assert list(found) == ["chapters/one.html"]
+    assert found["chapters/one.html"][0].startswith("figure shown 2 times: _images/")

@@ -10,10 +10,12 @@ from __future__ import annotations
 import html
 import os
 import platform
+import re
 import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from . import __version__
@@ -91,3 +93,49 @@ def display_paths_in(text: str) -> str:
     for folder, shown in _shown_folders():
         text = text.replace(f"{folder}{os.sep}", f"{shown}/" if shown else "")
     return text
+
+
+class Table:
+    """A result table as a page shows it: an HTML table in a rendered notebook, text when printed.
+
+    ``options`` are those of :meth:`pandas.DataFrame.to_html` and ``to_string`` alike (``index``,
+    ``float_format``, ``formatters``, ``na_rep``), so a table can drop its index or round its
+    numbers as the paper does, unlike a plain DataFrame's display (ours)."""
+
+    def __init__(self, frame, **options):
+        self.frame = frame.to_frame() if isinstance(frame, pd.Series) else frame
+        self.options = options
+
+    def _repr_html_(self) -> str:
+        return self.frame.to_html(border=0, **self.options)
+
+    def __repr__(self) -> str:
+        return self.frame.to_string(**self.options)
+
+
+def result_table(frame, **options) -> Table:
+    """``frame`` shown as a table of results (see :class:`Table`) (ours)."""
+    return Table(frame, **options)
+
+
+SIDES = ("paper", "ours")
+_SIDE_COLUMN = re.compile(r"^(?:(?P<before>paper|ours) (?P<rest>.+)|(?P<name>.+) \((?P<after>paper|ours)\))$")
+
+
+def paper_and_ours_as_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """A paper-beside-ours table (columns ``"paper X"``/``"ours X"`` or ``"X (paper)"``/``"X (ours)"``)
+    with the paper and ours as two rows under each ``keys`` value, so that it fits a page's column
+    (ours). A column of one side only is blank on the other's row; a column naming no side is ours."""
+    rows = []
+    for _, row in frame.iterrows():
+        for side in SIDES:
+            entry = {key: row[key] for key in keys} | {"": side}
+            for column in frame.columns.drop(keys):
+                match = _SIDE_COLUMN.match(column)
+                name, owner = ((match["rest"] or match["name"]), (match["before"] or match["after"])) if match \
+                    else (column, "ours")
+                entry.setdefault(name, "")
+                if owner == side:
+                    entry[name] = row[column]
+            rows.append(entry)
+    return pd.DataFrame(rows).set_index(keys + [""])

@@ -39,14 +39,17 @@ def add_markdown_download(app, pagename, templatename, context, doctree) -> None
 
 
 def drop_repeated_scripts(app, pagename, templatename, context, doctree) -> None:
-    """Keep the first of identical script entries (same file and same inline body)."""
+    """Keep the first of identical script entries (same file and same inline body). In place: the
+    list is the builder's own (reset for every page), which the page is rendered from."""
+    scripts = context.get("script_files", [])
     seen, unique = set(), []
-    for script in context.get("script_files", []):
-        key = (str(script), repr(sorted(getattr(script, "attributes", {}).items())))
+    for script in scripts:
+        # an inline script has filename None or "" depending on who added it
+        key = (script.filename or "", tuple(sorted(script.attributes.items())))
         if key not in seen:
             seen.add(key)
             unique.append(script)
-    context["script_files"] = unique
+    scripts[:] = unique
 
 
 def publish_markdown_sources(app, exception) -> None:
