@@ -12,6 +12,7 @@ import os
 import platform
 import re
 import subprocess
+import textwrap
 from functools import lru_cache
 from pathlib import Path
 
@@ -139,3 +140,9 @@ def paper_and_ours_as_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame
                     entry[name] = row[column]
             rows.append(entry)
     return pd.DataFrame(rows).set_index(keys + [""])
+
+
+def short_text(text: str, width: int = 60) -> str:
+    """``text`` for a table cell (ours): machine paths as :func:`display_paths_in` writes them,
+    cut at a word boundary to at most ``width`` characters, ending in "…" when cut."""
+    return textwrap.shorten(display_paths_in(str(text)), width, placeholder=" …")
