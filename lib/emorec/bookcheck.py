@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
+from playwright.sync_api import Error as PlaywrightError
+
 from .paths import project_root
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -216,18 +218,26 @@ def check_page(context, url: str, name: str, screenshot: Path, patterns, html_di
 
     def on_console(message):
         source = message.location.get("url", "") if message.location else ""
-        if message.type == "error" and source not in external:
+        if message.type == "error" and source not in external:  # not the requests the check blocks
             errors.append(message.text)
+
+    def on_response(response):
+        if response.status >= 400:
+            errors.append(f"{short_url(response.url, base_url)}: HTTP {response.status}")
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: errors.append(f"uncaught {error}"))
-    page.on("response", lambda response: response.status >= 400 and errors.append(
-        f"{short_url(response.url, base_url)}: HTTP {response.status}"))
-    page.goto(url, wait_until="load", timeout=60_000)
-    page.evaluate(WAIT_FOR_IMAGES)
-    found = page.evaluate(PAGE_SCRIPT)
-    page.screenshot(path=str(screenshot), full_page=True)
-    page.close()
+    page.on("response", on_response)
+    try:
+        page.goto(url, wait_until="load", timeout=60_000)
+        page.evaluate(WAIT_FOR_IMAGES)
+        found = page.evaluate(PAGE_SCRIPT)
+        page.screenshot(path=str(screenshot), full_page=True)
+    except PlaywrightError as err:
+        report.problems.append(f"page did not load: {str(err).splitlines()[0]}")
+        return report
+    finally:
+        page.close()
     report.problems += [f"image does not load: {short_url(i['src'], base_url)[:100]}"
                         for i in found["images"] if not i["loaded"]]
     report.problems += repeated_figures(found["images"], html_dir, base_url)
@@ -242,7 +252,6 @@ def check_book(html_dir: Path, screens: Path, root: Path | None = None,
                chromium: Path = CHROMIUM) -> tuple[list[PageReport], list[str]]:
     """Check every page of the book in ``html_dir``; returns the page reports and the external
     URLs the pages asked for (not fetched)."""
-    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     html_dir = html_dir.resolve()
