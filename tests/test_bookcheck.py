@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -115,9 +116,9 @@ def test_not_a_built_book_is_one_line_and_exit_1(tmp_path, capsys):
     assert not (tmp_path / "screens").exists()
 
 
-def test_a_real_page_passes_and_fails_once_its_figure_is_shown_twice(tmp_path):
+def test_a_real_page_passes_and_fails_once_broken(tmp_path):
     """A one-chapter book built with the repository's _config.yml (theme scripts, download menu)
-    passes; a copy of its page with the figure's image repeated fails."""
+    passes; its page fails with the figure's image repeated, and with a table wider than the column."""
     from test_book import GOOD_BODY, make_book
 
     from emorec import book
@@ -126,14 +127,24 @@ def test_a_real_page_passes_and_fails_once_its_figure_is_shown_twice(tmp_path):
     book.run_book(root, "smoke")
     html = root / "_build/smoke/site/_build/html"
     page = html / "chapters" / "one.html"
-    assert 'href="../_sources/chapters/one.md"' in page.read_text()  # the .md download, beside .ipynb
+    text = page.read_text()
+    assert 'href="../_sources/chapters/one.md"' in text and (html / "_sources/chapters/one.md").is_file()
+    assert 'href="../_sources/chapters/one.ipynb"' in text  # the executed notebook
+    assert "repository-button" not in text  # no repository URL configured
     reports, _ = bookcheck.check_book(html, tmp_path / "screens", root=root)
     assert {r.name: r.problems for r in reports if r.problems} == {}
 
-    text = page.read_text()
+    def problems_after(old: str, new: str) -> dict:
+        page.write_text(text.replace(old, new, 1))
+        reports, _ = bookcheck.check_book(html, tmp_path / "screens", root=root)
+        return {r.name: r.problems for r in reports if r.problems}
+
     image = text[text.index("<img"):text.index(">", text.index("<img")) + 1]
-    page.write_text(text.replace(image, image + image, 1))
-    reports, _ = bookcheck.check_book(html, tmp_path / "screens", root=root)
-    found = {r.name: r.problems for r in reports if r.problems}
-    assert list(found) == ["chapters/one.html"]
-    assert found["chapters/one.html"][0].startswith("figure shown 2 times: _images/")
+    src = re.search(r'src="\.\./([^"]+)"', image).group(1)
+    assert problems_after(image, image + image) == {"chapters/one.html": [f"figure shown 2 times: {src}, {src}"]}
+    wide = ('<table class="dataframe"><tr>' + "".join(f"<th>valence CCC (paper) {i}</th>" for i in range(12))
+            + "</tr></table>")
+    found = problems_after("</figure>", "</figure>" + wide)
+    assert list(found) == ["chapters/one.html"] and len(found["chapters/one.html"]) == 1
+    assert found["chapters/one.html"][0].startswith("too wide: ")
+

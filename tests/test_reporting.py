@@ -79,3 +79,11 @@ def test_display_path_without_a_home_folder_keeps_absolute_paths(machine, monkey
     monkeypatch.setenv("HOME", "/")
     assert reporting.display_path("/opt/weights/vgg16.pth") == "/opt/weights/vgg16.pth"
     assert reporting.display_path(Path(machine[0]) / "data") == "data"
+
+
+def test_decimals_rounds_numbers_and_leaves_blanks_and_text():
+    show = reporting.decimals(1)
+    assert [show(v) for v in (3.8, 90.512, np.float64(2.25), np.nan, "", "not run")] == \
+        ["3.8", "90.5", "2.2", "", "", "not run"]
+    rows = pd.DataFrame({"MAPE (%)": [3.8, ""]})
+    assert "<td>3.8</td>" in reporting.result_table(rows, formatters={"MAPE (%)": show})._repr_html_()

@@ -8,6 +8,8 @@ page may print an absolute path of the machine that built it).
 from __future__ import annotations
 
 import html
+import math
+import numbers
 import os
 import platform
 import re
@@ -146,3 +148,13 @@ def short_text(text: str, width: int = 60) -> str:
     """``text`` for a table cell (ours): machine paths as :func:`display_paths_in` writes them,
     cut at a word boundary to at most ``width`` characters, ending in "…" when cut."""
     return textwrap.shorten(display_paths_in(str(text)), width, placeholder=" …")
+
+
+def decimals(places: int):
+    """A :func:`result_table` formatter for one column (ours): numbers with ``places`` decimals (as
+    the paper prints that measure), a missing number blank, text as it is."""
+    def show(value) -> str:
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return "" if math.isnan(value) else f"{value:.{places}f}"
+        return str(value)
+    return show

@@ -20,9 +20,12 @@ def markdown_source(app, pagename: str) -> Path:
     return Path(app.srcdir) / MARKDOWN / f"{pagename}.md"
 
 
-def repository_button_when_configured(app, config) -> None:
-    """Turn the repository button on exactly when a repository URL is configured."""
-    options = config.html_theme_options
+def repository_button_when_configured(app) -> None:
+    """Turn the repository button on exactly when a repository URL is configured (the theme reads
+    the builder's copy of the options)."""
+    from pydata_sphinx_theme.utils import get_theme_options_dict
+
+    options = get_theme_options_dict(app)
     options["use_repository_button"] = bool(options.get("repository_url"))
 
 
@@ -60,7 +63,7 @@ def publish_markdown_sources(app, exception) -> None:
 
 
 def setup(app):
-    app.connect("config-inited", repository_button_when_configured)
+    app.connect("builder-inited", repository_button_when_configured)
     app.connect("html-page-context", add_markdown_download, priority=600)  # after the theme's buttons
     app.connect("html-page-context", drop_repeated_scripts, priority=600)
     app.connect("build-finished", publish_markdown_sources)
