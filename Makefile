@@ -1,6 +1,8 @@
 # Two commands do all the set-up on a fresh machine with nothing but Python 3.11:
 #   make book [PROFILE=cpu|smoke|paper] [PARAMS=FILE.yaml]   execute the chapters with papermill, build _build/html
-#   make test                             unit tests, smoke book, nbval on it, smoke HTML
+#   make test                             unit tests, smoke book, nbval on it, smoke HTML checked in chromium,
+#                                         smoke book on real-face corpora
+#   make check-html [PROFILE=cpu]         check a built book's pages in headless chromium (emorec.bookcheck)
 #   make smoke-real                       the smoke book on real-face corpora in the real layouts, through --params
 PROFILE ?= cpu
 PARAMS ?=
@@ -10,7 +12,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test venv unit smoke nbval smoke-real clean
+HTML := _build/$(PROFILE)/site/_build/html
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: book test venv unit smoke nbval smoke-real browser check-html clean
 
 venv: $(STAMP)
 
@@ -45,10 +50,25 @@ smoke-real: $(STAMP)
 	$(PY) -m emorec.book --profile smoke --params $(REAL_FACE)/avec2019.yaml --only 04_1_datasets \
 		--only 04_4_cnn_lstm --only 04_5_i3d
 
-test: $(STAMP)
+# Debian's chromium for the browser check (root on CI, sudo elsewhere); never a browser download.
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(if $(filter 0,$(shell id -u)),,sudo -E) apt-get install -y -qq chromium chromium-driver > /dev/null
+
+# Every page of a built book in headless chromium: images, figures shown twice, links, console errors,
+# tables or text wider than the column, machine paths; a screenshot per page in _build/<profile>/screens.
+check-html: $(STAMP) browser
+	$(PY) -m emorec.bookcheck $(HTML) --screens _build/$(PROFILE)/screens
+
+test: $(STAMP) browser
 	$(MAKE) unit
 	$(MAKE) smoke
 	$(MAKE) nbval
+	$(MAKE) check-html PROFILE=smoke
+	$(MAKE) smoke-real
+	$(MAKE) check-html PROFILE=smoke
 
 clean:
 	rm -rf _build

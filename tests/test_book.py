@@ -49,6 +49,7 @@ from myst_nb import glue
 fig, ax = plt.subplots()
 ax.plot(range(n))
 glue("fig-line", fig, display=False)
+plt.close(fig)  # else the inline backend shows it a second time
 print(f"profile={profile} n={n}")
 ```
 
@@ -155,3 +156,12 @@ def test_relative_paths_resolve_against_the_project_root_from_a_subfolder(tmp_pa
     assert paths.resolve(tmp_path / "x") == tmp_path / "x"
     monkeypatch.setenv(paths.ROOT_ENV, str(tmp_path / "elsewhere"))
     assert paths.resolve("data") == (tmp_path / "elsewhere" / "data").resolve()
+
+
+def test_the_repository_button_appears_once_a_url_is_configured(tmp_path):
+    root = make_book(tmp_path, GOOD_BODY)
+    config = root / "_config.yml"
+    config.write_text(config.read_text().replace('url: ""', 'url: "https://github.com/example/emorec"'))
+    book.run_book(root, "smoke")
+    text = (root / "_build/smoke/site/_build/html/chapters/one.html").read_text()
+    assert 'href="https://github.com/example/emorec"' in text and "repository-button" in text

@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from .paths import project_root
+from .sphinxext import MARKDOWN
 
 PROFILES = ("smoke", "cpu", "paper")
 KERNEL = "emorec"
@@ -228,17 +229,18 @@ def execute_chapter(page: Page, out_path: Path, parameters: dict, root: Path, ti
 
 
 def stage_book(root: Path, stage: Path, pages: list[Page]) -> None:
-    """Copy the book's configuration and the non-notebook pages beside the executed notebooks."""
+    """Copy the book's configuration, its style sheet (``_static/``) and the non-notebook pages
+    beside the executed notebooks; a notebook's MyST source goes under ``_markdown/`` (outside the
+    table of contents, so not built) for the page's ``.md`` download (see :mod:`emorec.sphinxext`)."""
     for name in BOOK_FILES:
         shutil.copy2(root / name, stage / name)
     for page in pages:
-        if not page.is_notebook:
-            target = stage / f"{page.docname}.md"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(page.source, target)
-    static = root / "chapters" / "_static"
-    if static.is_dir():
-        shutil.copytree(static, stage / "chapters" / "_static", dirs_exist_ok=True)
+        target = stage / (f"{page.docname}.md" if not page.is_notebook else f"{MARKDOWN}/{page.docname}.md")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(page.source, target)
+    for static in (root / "_static", root / "chapters" / "_static"):
+        if static.is_dir():
+            shutil.copytree(static, stage / static.relative_to(root), dirs_exist_ok=True)
 
 
 def build_html(stage: Path, site: Path) -> Path:
