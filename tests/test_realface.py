@@ -60,7 +60,7 @@ def test_avec_layout_without_split_file_gets_the_paper_protocol(corpora):
     labels = sewa.read_avec_labels(corpora["avec"] / "labels" / "Train_DE_01.csv")
     assert np.allclose(np.diff(labels["time"]), 0.1) and labels["name"].iloc[0] == "Train_DE_01"
     traces = overview.annotation_traces(index.iloc[0])  # AVEC has the gold standard only
-    assert list(traces.columns) == ["time", "valence:fused", "arousal:fused"] and len(traces) == 60
+    assert list(traces.columns) == ["time", "valence:fused", "arousal:fused"] and len(traces) == 80  # 8 s at 10 Hz
     samples = overview.sample_frames(index, per_group=1)  # chapter 4.1's frames, one per culture
     assert [(name, group) for name, group, _, _ in samples] == [("Devel_DE_01", "DE"), ("Devel_HU_01", "HU")]
 
