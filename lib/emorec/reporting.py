@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from . import __version__
-from .paths import project_root, resolve
+from .paths import project_root
 
 
 @lru_cache(maxsize=1)
@@ -37,17 +37,6 @@ def git_commit() -> str:
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-
-
-def display_path(path) -> str:
-    """``path`` as a reader should see it (ours): relative to the repository when inside it, else with
-    ``~`` for the home folder, else absolute. Never the machine-specific prefix of a checkout."""
-    full = resolve(path).resolve()
-    for base, prefix in ((project_root().resolve(), ""), (Path.home().resolve(), "~/")):
-        if full == base or base in full.parents:
-            rel = full.relative_to(base).as_posix()
-            return (prefix + rel) if rel != "." else (prefix.rstrip("/") or ".")
-    return full.as_posix()
 
 
 def dataset_description(name: str, root=None, synthetic: str = "") -> str:
@@ -165,6 +154,13 @@ def short_text(text: str, width: int = 60) -> str:
     """``text`` for a table cell (ours): machine paths as :func:`display_paths_in` writes them,
     cut at a word boundary to at most ``width`` characters, ending in "…" when cut."""
     return textwrap.shorten(display_paths_in(str(text)), width, placeholder=" …")
+
+
+def wrapped(text: str, width: int = 75, indent: str = "") -> str:
+    """``text`` for a printed line of a page (ours): machine paths as :func:`display_paths_in` writes
+    them, wrapped to ``width`` characters (the page column holds about 80), continuation lines indented."""
+    return textwrap.fill(display_paths_in(str(text)), width, initial_indent=indent,
+                         subsequent_indent=indent + "  ", break_on_hyphens=False)
 
 
 def decimals(places: int):
