@@ -356,8 +356,9 @@ def _predict(args) -> int:
     print(f"{Path(args.video).name}: {len(frames)} frames at {s['fps']:g} fps, face in {s['faces_found']:.0%}, "
           f"values for {s['frames_with_value']:.0%} (SL {s['seq_len']}, OR {s['overlap']:g}; "
           f"post-processing {'applied' if s['postprocess'] else 'none'})")
-    print(f"mean valence {frames['valence'].mean():+.3f}, mean arousal {frames['arousal'].mean():+.3f}; "
-          f"{s['duration_s'] / spent:.1f}x real time (faces {result.timings['faces']:.1f} s, "
+    means = (f"mean valence {frames['valence'].mean():+.3f}, mean arousal {frames['arousal'].mean():+.3f}"
+             if frames["valence"].notna().any() else "no values (no face found)")
+    print(f"{means}; {s['duration_s'] / spent:.1f}x real time (faces {result.timings['faces']:.1f} s, "
           f"model {result.timings['model']:.1f} s)")
     for path in files.values():
         print(f"  {path}")
