@@ -20,7 +20,11 @@ runs a checkpoint of the book (a 2D-CNN-LSTM of §3.3.1, an i3D-CNN of §3.3.2, 
 
 A checkpoint carries its model's configuration (:func:`emorec.models.load_model`); the sequence
 length, frame rate and input size the model was trained with are read from the checkpoint
-(``input_size``) and from its artefact folder's ``config.json`` when present.
+(``input_size``) and from its artefact folder's ``config.json`` when present. The book's video
+models also record the data they were trained on (``trained_on``: the corpus, whether its faces
+were synthetic, profile, seed, commit), which every output repeats (ours). With one checkpoint per
+label (the book's best model per label), faces are extracted once and each label's values come from
+its own model.
 """
 
 from __future__ import annotations
@@ -376,8 +380,8 @@ def per_label_checkpoints(checkpoint) -> dict[str, Path]:
 
 
 def load_predictors(checkpoint, predictor: Predictor | None = None) -> dict[str, Predictor]:
-    """Per label, its loaded model: each distinct checkpoint loaded once; ``predictor`` (already
-    loaded) serves both labels."""
+    """Per label, its loaded model (ours): each distinct checkpoint loaded once; ``predictor``
+    (already loaded) serves both labels."""
     if predictor is not None:
         return {t: predictor for t in TARGETS}
     paths = per_label_checkpoints(checkpoint)
@@ -462,7 +466,7 @@ def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int |
         runs = {}
         for t in TARGETS:
             if track is None:
-                runs[t] = (empty, clip_table_empty())
+                runs[t] = (empty, _empty_clip_table())
             elif predictors[t].checkpoint not in {predictors[u].checkpoint for u in runs}:
                 runs[t] = _model_run(predictors[t], track, own[t], chosen[t], video_path, progress)
             else:  # the same model as an earlier label's
@@ -485,7 +489,7 @@ def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int |
     return VideoPrediction(frames, clip_rows, settings, timings)
 
 
-def clip_table_empty() -> pd.DataFrame:
+def _empty_clip_table() -> pd.DataFrame:
     """The clip table of a video without any clip (no face)."""
     return pd.DataFrame({c: [] for c in ("clip", "start_frame", "end_frame", "start_time", "end_time",
                                          "valence", "arousal")})
@@ -745,7 +749,7 @@ def save_prediction(result: VideoPrediction, out_dir, annotated_video: bool = Fa
 
 
 def training_caption(settings: dict) -> str:
-    """What each label's model was trained on, for the figures' titles (one line per model)."""
+    """What each label's model was trained on, for the figures' titles (one line per model; ours)."""
     models = settings["models"]
     if len({m["checkpoint"] for m in models.values()}) == 1:
         m = next(iter(models.values()))
