@@ -207,6 +207,8 @@ def book_checkpoints(artefact_root, profile: str, model: str = "best") -> dict[s
     validation (:func:`chosen_checkpoints`, as chapters 5 and 6 choose it); ``"cnn_lstm"`` or
     ``"i3d"`` the best configuration per label of that chapter (§4.4, §4.5). Read from the chapters'
     summaries; FileNotFoundError saying to build the book when a summary or a checkpoint is missing."""
+    from ..paths import resolve
+    from ..reporting import display_path
     from .cache import read_summary
 
     if model not in ("best", *BOOK_MODELS):
@@ -218,7 +220,8 @@ def book_checkpoints(artefact_root, profile: str, model: str = "best") -> dict[s
             try:
                 chosen[title] = read_summary(artefact_root, profile, name, chapter)["best"]
             except FileNotFoundError:
-                raise FileNotFoundError(f"no book build of profile {profile!r} under {artefact_root} (chapter "
+                raise FileNotFoundError(f"no book build of profile {profile!r} under "
+                                        f"{display_path(resolve(artefact_root))} (chapter "
                                         f"{chapter}'s summary is missing): run `{build}` first, or give "
                                         f"--checkpoint") from None
     _, checkpoints = chosen_checkpoints(chosen)
