@@ -184,6 +184,10 @@ def test_cached_rerun_does_not_retrain(corpus, weights, tmp_path, monkeypatch, c
     # best.pt is a complete i3D checkpoint: it rebuilds the trained network with its C2 options.
     model = load_model(f"{first['folder']}/best.pt")
     assert model.multiplier == 100.0 and model.config["inflation"] == "copied"
+    # ... and records the data it was trained on, in plain values the safe unpickler reads
+    trained_on = torch.load(f"{first['folder']}/best.pt", weights_only=True)["trained_on"]
+    assert trained_on["data"] == "tiny test corpus" and trained_on["synthetic"] is False
+    assert set(trained_on) == {"data", "synthetic", "profile", "seed", "commit"}
     assert not (tmp_path / "artefacts" / "smoke" / i3d.TABLE / f"{first['folder'].split('/')[-1]}"
                 / "checkpoint.pt").exists()
     preds = i3d.load_predictions(first["folder"], "test")

@@ -322,25 +322,54 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _predict_checkpoints(args):
+    """The checkpoint(s) to predict with: --checkpoint, --model PATH, or the book's per label."""
+    from .experiments.evaluation import BOOK_MODELS, book_checkpoints
+
+    if args.checkpoint is not None and args.model is not None:
+        raise ValueError("give either --checkpoint or --model, not both")
+    if args.checkpoint is not None:
+        return args.checkpoint
+    model = args.model or "best"
+    if model not in ("best", *BOOK_MODELS):
+        return model  # a checkpoint path
+    artefact_root = args.artefact_root or "artefacts"
+    return book_checkpoints(artefact_root, args.profile, model)
+
+
 def _predict(args) -> int:
     from .data.faces import FaceExtractor
-    from .predict import predict_to_folder
+    from .predict import load_predictors, predict_to_folder
 
-    result, files = predict_to_folder(args.video, args.checkpoint, args.out, annotated_video=args.mp4,
+    predictors = load_predictors(_predict_checkpoints(args))  # a bad checkpoint fails before any work
+    for label, predictor in _distinct_models(predictors).items():
+        print(f"{label}: {predictor.kind} {predictor.checkpoint}; training data: {predictor.training_data()}")
+        if predictor.synthetic_warning():
+            print(predictor.synthetic_warning(), file=sys.stderr)
+    result, files = predict_to_folder(args.video, None, args.out, annotated_video=args.mp4,
                                       progress=True, fps=args.fps, seq_len=args.seq_len, overlap=args.overlap,
-                                      cache_dir=args.cache, postprocess=args.postprocess,
-                                      extractor=FaceExtractor(min_face_size=args.min_face_size))
+                                      cache_dir=args.cache, postprocess=args.postprocess, predictors=predictors,
+                                      extractor=FaceExtractor(min_face_size=args.min_face_size),
+                                      allow_no_face=args.allow_no_face)
     s, frames = result.settings, result.frames
     spent = sum(result.timings.values())
     print(f"{Path(args.video).name}: {len(frames)} frames at {s['fps']:g} fps, face in {s['faces_found']:.0%}, "
           f"values for {s['frames_with_value']:.0%} (SL {s['seq_len']}, OR {s['overlap']:g}; "
           f"post-processing {'applied' if s['postprocess'] else 'none'})")
-    print(f"mean valence {frames['valence'].mean():+.3f}, mean arousal {frames['arousal'].mean():+.3f}; "
-          f"{s['duration_s'] / spent:.1f}x real time (faces {result.timings['faces']:.1f} s, "
+    means = (f"mean valence {frames['valence'].mean():+.3f}, mean arousal {frames['arousal'].mean():+.3f}"
+             if frames["valence"].notna().any() else "no values (no face found)")
+    print(f"{means}; {s['duration_s'] / spent:.1f}x real time (faces {result.timings['faces']:.1f} s, "
           f"model {result.timings['model']:.1f} s)")
     for path in files.values():
         print(f"  {path}")
     return 0
+
+
+def _distinct_models(predictors: dict) -> dict:
+    """``{"valence and arousal": p}`` for one model, else ``{label: p}``."""
+    if len({p.checkpoint for p in predictors.values()}) == 1:
+        return {" and ".join(predictors): next(iter(predictors.values()))}
+    return predictors
 
 
 # --------------------------------------------------------------------------------------------------
@@ -473,7 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_evaluate)
 
     p = commands.add_parser("predict", help="valence/arousal of any video",
-                            description="Per-frame valence and arousal of a video with a checkpoint of the book. "
+                            description="Per-frame valence and arousal of a video with the book's models. "
+                                        "Without --checkpoint, each label is predicted by the best temporal "
+                                        "model of the latest book build of --profile under --artefact-root "
+                                        "(chosen on validation, as chapters 5 and 6; run `make book` first); "
+                                        "--model chooses another. The data each model was trained on is "
+                                        "printed and written into settings.json and the figures; a model "
+                                        "trained on synthetic faces only is warned about. "
                                         "Writes into --out: predictions.csv (one row per sampled frame: time, "
                                         "face found and box, valence, arousal, the values before post-"
                                         "processing, the nearest clip's values; empty where no face was found), "
@@ -485,7 +520,13 @@ def build_parser() -> argparse.ArgumentParser:
                                         "anything else is refused before any work. --cache is a folder emorec "
                                         "adds crop-cache entries to (as `emorec extract --out`).")
     p.add_argument("video", help="the video file")
-    p.add_argument("--checkpoint", required=True, help="a model.pt or best.pt written by the book or `emorec train`")
+    p.add_argument("--checkpoint", default=None,
+                   help="a model.pt or best.pt written by the book or `emorec train` (default: the book's, see --model)")
+    p.add_argument("--model", default=None, metavar="best|cnn_lstm|i3d|PATH",
+                   help="best (default): per label, the book's better temporal model on validation; cnn_lstm "
+                        "or i3d: that chapter's best configuration per label; or a checkpoint path")
+    p.add_argument("--profile", default="cpu", choices=book.PROFILES, help="the book build whose models are used (default: %(default)s)")
+    p.add_argument("--artefact-root", default=None, help="where the book's artefacts are (default: artefacts)")
     p.add_argument("--out", required=True, help="output folder (created; files in it are replaced)")
     p.add_argument("--fps", type=POSITIVE, default=None, help="sampling rate (default: the model's, else 10)")
     p.add_argument("--seq-len", type=COUNT, default=None,
@@ -496,6 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mp4", action="store_true", help="also write annotated.mp4")
     p.add_argument("--cache", default=None, help="keep the face crops in this folder (default: temporary)")
     p.add_argument("--min-face-size", type=FACE_SIZE, default=80, help="smallest face searched for, in pixels (default: %(default)s)")
+    p.add_argument("--allow-no-face", action="store_true",
+                   help="a video without any face gives an all-empty table (exit 0) instead of an error")
     p.set_defaults(run=_predict)
 
     p = commands.add_parser("book",

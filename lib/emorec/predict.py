@@ -20,7 +20,11 @@ runs a checkpoint of the book (a 2D-CNN-LSTM of §3.3.1, an i3D-CNN of §3.3.2, 
 
 A checkpoint carries its model's configuration (:func:`emorec.models.load_model`); the sequence
 length, frame rate and input size the model was trained with are read from the checkpoint
-(``input_size``) and from its artefact folder's ``config.json`` when present.
+(``input_size``) and from its artefact folder's ``config.json`` when present. The book's video
+models also record the data they were trained on (``trained_on``: the corpus, whether its faces
+were synthetic, profile, seed, commit), which every output repeats (ours). With one checkpoint per
+label (the book's best model per label), faces are extracted once and each label's values come from
+its own model.
 """
 
 from __future__ import annotations
@@ -71,10 +75,27 @@ class Predictor:
     input_size: tuple[int, int]
     trained: dict = field(default_factory=dict)  # seq_len, fps, overlap, tolerance as recorded
     postprocess: dict | None = None  # per target, the §3.4 parameters recorded beside the checkpoint
+    trained_on: dict | None = None  # the data it was trained on, as the checkpoint records it
 
     @property
     def multiplier(self) -> float:
         return float(getattr(self.model, "multiplier", 1.0))
+
+    def training_data(self) -> str:
+        """The data the model was trained on, in words (ours): "not recorded" for a checkpoint
+        without the entry (older, or a user's)."""
+        t = self.trained_on
+        if not t:
+            return "not recorded"
+        faces_kind = "synthetic faces only" if t.get("synthetic") else "real faces"
+        return f"{t.get('data', '?')} ({faces_kind}; commit {t.get('commit', 'unknown')})"
+
+    def synthetic_warning(self) -> str | None:
+        """The one-line warning for a model trained on synthetic faces only, else None (ours)."""
+        if not (self.trained_on or {}).get("synthetic"):
+            return None
+        return (f"warning: {self.kind} {self.checkpoint} was trained on synthetic faces only; its output on "
+                f"real faces is not a measurement of their emotion")
 
 
 def _read_json(path: Path) -> dict | None:
@@ -135,7 +156,9 @@ def load_predictor(checkpoint) -> Predictor:
     result = _read_json(folder / "result.json") or {}
     recorded = {t: result.get(f"{t}_postprocess") for t in TARGETS}
     postprocess = recorded if all(isinstance(v, dict) for v in recorded.values()) else None
-    return Predictor(checkpoint, model, kind, (int(size[0]), int(size[1])), trained, postprocess)
+    trained_on = saved.get("trained_on")
+    return Predictor(checkpoint, model, kind, (int(size[0]), int(size[1])), trained, postprocess,
+                     dict(trained_on) if isinstance(trained_on, dict) else None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -347,42 +370,142 @@ def clip_table(track: faces.FaceTrack, starts, clips: np.ndarray, seq_len: int) 
                          "arousal": clips[:, 1] if len(clips) else []})
 
 
+def per_label_checkpoints(checkpoint) -> dict[str, Path]:
+    """``{label: checkpoint}`` for one checkpoint, or a mapping that names one for each label (ours)."""
+    if isinstance(checkpoint, Mapping):
+        if set(checkpoint) != set(TARGETS):
+            raise ValueError(f"checkpoints must name a model for each of {TARGETS}, got {sorted(checkpoint)}")
+        return {t: Path(checkpoint[t]) for t in TARGETS}
+    return {t: Path(checkpoint) for t in TARGETS}
+
+
+def load_predictors(checkpoint, predictor: Predictor | None = None) -> dict[str, Predictor]:
+    """Per label, its loaded model (ours): each distinct checkpoint loaded once; ``predictor``
+    (already loaded) serves both labels."""
+    if predictor is not None:
+        return {t: predictor for t in TARGETS}
+    paths = per_label_checkpoints(checkpoint)
+    loaded = {path: load_predictor(path) for path in dict.fromkeys(paths.values())}
+    return {t: loaded[paths[t]] for t in TARGETS}
+
+
+def _no_face_table(video_path: Path, fps: float) -> pd.DataFrame:
+    """The frame table of a video in which no face was found: every sampled frame, all values NaN."""
+    sampled = [(index, t) for index, t, _ in video.iter_frames(video_path, fps)]
+    n = len(sampled)
+    table = pd.DataFrame({"time": np.arange(n) / fps, "frame": np.arange(n),
+                          "source_frame": [index for index, _ in sampled], "face": np.zeros(n, bool)})
+    for column in FRAME_COLUMNS[4:]:
+        table[column] = np.full(n, -1 if column == "clip" else 0 if column == "n_clips" else np.nan)
+    return table[FRAME_COLUMNS]
+
+
+def _extract_faces(video_path: Path, cache: Path, fps: float, extractor, progress: bool,
+                   allow_no_face: bool) -> tuple[faces.FaceTrack | None, pd.DataFrame | None]:
+    """(the face track, None), or (None, an all-NaN frame table) for a video in which no face is
+    found when ``allow_no_face``; without it, ValueError in one line naming the video."""
+    try:
+        return faces.extract_video(video_path, cache, fps=fps, crop_size=CROP_SIZE, extractor=extractor,
+                                   progress=progress), None
+    except ValueError as err:
+        if "found no face" not in str(err):  # faces.extract_video's words for a video without a face
+            raise
+    table = _no_face_table(video_path, fps)
+    if not allow_no_face:
+        raise ValueError(f"{video_path}: no face found in any of {len(table)} sampled frames")
+    return None, table
+
+
+def _model_run(predictor: Predictor, track: faces.FaceTrack, settings: dict, postprocess,
+               video_path: Path, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One model over a face track: its frame table and clip table."""
+    values, starts, clips = track_predictions(predictor, track, settings["seq_len"], settings["overlap"],
+                                              settings["tolerance"], progress)
+    if len(starts) == 0:
+        raise ValueError(f"{video_path}: no face segment is as long as one clip ({settings['seq_len']} "
+                         f"frames at {settings['fps']:g} fps); give a shorter --seq-len")
+    return (frame_table(track, values, starts, clips, settings["seq_len"], postprocess),
+            clip_table(track, starts, clips, settings["seq_len"]))
+
+
+def _model_settings(predictor: Predictor, settings: dict, chosen) -> dict:
+    """What settings.json says of one label's model: file, kind, windows, training data."""
+    return {"checkpoint": str(predictor.checkpoint), "model": predictor.kind, "seq_len": settings["seq_len"],
+            "overlap": settings["overlap"], "tolerance": settings["tolerance"],
+            "trained_fps": predictor.trained.get("fps"), "input_size": list(predictor.input_size),
+            "trained_on": predictor.trained_on, "training_data": predictor.training_data(),
+            "postprocess_applied": chosen is not None}
+
+
 def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int | None = None,
                 overlap: float | None = None, tolerance: float | None = None, cache_dir=None, postprocess=None,
                 extractor: faces.FaceExtractor | None = None, progress: bool = False,
-                predictor: Predictor | None = None) -> VideoPrediction:
+                predictor: Predictor | None = None, allow_no_face: bool = False,
+                predictors: Mapping[str, Predictor] | None = None) -> VideoPrediction:
     """Predict valence and arousal for every sampled frame of a video (§3.2 preprocessing, §3.3
     models, §3.4 post-processing); see :func:`predict_video` for the arguments. Also returns the
-    clip table, the settings and the time spent in face extraction (decoding and MTCNN) and the model."""
+    clip table, the settings and the time spent in face extraction (decoding and MTCNN) and the model.
+
+    ``checkpoint`` may be ``{"valence": ..., "arousal": ...}`` (the book's best model per label,
+    §4.4): faces are extracted once, at ``fps`` or else the valence model's rate, and each label's
+    columns come from its own model (the other columns from the valence model's). ``allow_no_face``:
+    a video without any face gives an all-NaN table instead of a ValueError (ours). ``predictor`` /
+    ``predictors``: models already loaded (one for both labels / one per label)."""
     video_path = Path(video_path)
     info = video.video_info(video_path)  # missing or unreadable video: fail before any work
-    predictor = predictor or load_predictor(checkpoint)
-    settings = _resolve_settings(predictor, fps, seq_len, overlap, tolerance)
-    if settings["fps"] > info.fps + 1e-9:
-        settings["fps"] = info.fps  # a video slower than the sampling rate: use all its frames
-    chosen = _postprocess_choice(predictor, postprocess)
+    predictors = dict(predictors) if predictors is not None else load_predictors(checkpoint, predictor)
+    settings = _resolve_settings(predictors[TARGETS[0]], fps, seq_len, overlap, tolerance)
+    settings["fps"] = min(settings["fps"], info.fps)  # a video slower than the sampling rate: all its frames
+    own = {t: _resolve_settings(p, settings["fps"], seq_len, overlap, tolerance) for t, p in predictors.items()}
+    chosen = {t: _postprocess_choice(p, postprocess) for t, p in predictors.items()}
     t0 = time.perf_counter()
     with storage.scratch_folder("emorec-faces-") as scratch:
         cache = faces.entry_dir(scratch if cache_dir is None else cache_dir, video_path)
-        track = faces.extract_video(video_path, cache, fps=settings["fps"], crop_size=CROP_SIZE,
-                                    extractor=extractor, progress=progress)
+        track, empty = _extract_faces(video_path, cache, settings["fps"], extractor, progress, allow_no_face)
         t1 = time.perf_counter()
-        values, starts, clips = track_predictions(predictor, track, settings["seq_len"], settings["overlap"],
-                                                  settings["tolerance"], progress)
+        runs = {}
+        for t in TARGETS:
+            if track is None:
+                runs[t] = (empty, _empty_clip_table())
+            elif predictors[t].checkpoint not in {predictors[u].checkpoint for u in runs}:
+                runs[t] = _model_run(predictors[t], track, own[t], chosen[t], video_path, progress)
+            else:  # the same model as an earlier label's
+                runs[t] = next(runs[u] for u in runs if predictors[u].checkpoint == predictors[t].checkpoint)
         t2 = time.perf_counter()
-        if len(starts) == 0:
-            raise ValueError(f"{video_path}: no face segment is as long as one clip ({settings['seq_len']} "
-                             f"frames at {settings['fps']:g} fps); give a shorter --seq-len")
-        frames = frame_table(track, values, starts, clips, settings["seq_len"], chosen)
-        clip_rows = clip_table(track, starts, clips, settings["seq_len"])
-    settings.update(video=str(video_path), checkpoint=str(predictor.checkpoint), model=predictor.kind,
-                    input_size=list(predictor.input_size), duration_s=info.duration_s, video_fps=info.fps,
+    frames, clip_rows = _merge_labels(runs, predictors)
+    single = len({p.checkpoint for p in predictors.values()}) == 1
+    main = predictors[TARGETS[0]]
+    settings.update(video=str(video_path),
+                    checkpoint=str(main.checkpoint) if single else {t: str(p.checkpoint) for t, p in predictors.items()},
+                    model=main.kind if single else {t: p.kind for t, p in predictors.items()},
+                    input_size=list(main.input_size), duration_s=info.duration_s, video_fps=info.fps,
                     video_width=info.width, video_height=info.height,
-                    postprocess=None if chosen is None else {t: _params_dict(chosen[t]) for t in TARGETS},
-                    faces_found=float(frames["face"].mean()),
-                    frames_with_value=float(frames["valence"].notna().mean()))
+                    postprocess=None if all(c is None for c in chosen.values()) else {
+                        t: None if chosen[t] is None else _params_dict(chosen[t][t]) for t in TARGETS},
+                    models={t: _model_settings(p, own[t], chosen[t]) for t, p in predictors.items()},
+                    faces_found=float(frames["face"].mean()) if len(frames) else 0.0,
+                    frames_with_value=float(frames["valence"].notna().mean()) if len(frames) else 0.0)
     timings = {"faces": t1 - t0, "model": t2 - t1}
     return VideoPrediction(frames, clip_rows, settings, timings)
+
+
+def _empty_clip_table() -> pd.DataFrame:
+    """The clip table of a video without any clip (no face)."""
+    return pd.DataFrame({c: [] for c in ("clip", "start_frame", "end_frame", "start_time", "end_time",
+                                         "valence", "arousal")})
+
+
+def _merge_labels(runs: dict, predictors: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each label's columns from its own model's run; the other frame columns from the valence model's.
+    With two models, the clip table holds both models' clips, a ``labels`` column saying for which."""
+    first, second = TARGETS
+    frames = runs[first][0].copy()
+    for column in (second, f"{second}_raw", f"clip_{second}"):
+        frames[column] = runs[second][0][column].to_numpy()
+    if predictors[first].checkpoint == predictors[second].checkpoint:
+        return frames, runs[first][1]
+    clips = [runs[t][1].assign(labels=t) for t in TARGETS]
+    return frames, pd.concat(clips, ignore_index=True)
 
 
 def predict_video(video_path, checkpoint, fps: float | None = DEFAULT_FPS, seq_len: int | None = None,
@@ -594,21 +717,25 @@ def save_prediction(result: VideoPrediction, out_dir, annotated_video: bool = Fa
         storage.remove_stale(out_dir, OUTPUT_KIND, _output_name)
         stage = storage.staging_dir(out_dir, "predict", OUTPUT_KIND, WRITER)
         try:
-            written = {key: stage / OUTPUT_FILES[key] for key in ("csv", "clips", "timeseries", "circumplex",
-                                                                  "settings")}
+            has_values = bool(result.frames["valence"].notna().any())
+            figures = ("timeseries", "circumplex") if has_values else ("timeseries",)  # no path without values
+            written = {key: stage / OUTPUT_FILES[key] for key in ("csv", "clips", *figures, "settings")}
             result.frames.to_csv(written["csv"], index=False, float_format="%.6g")
             result.clips.to_csv(written["clips"], index=False, float_format="%.6g")
             name = Path(result.settings["video"]).name
-            fig = Figure(figsize=(9, 4.6))
+            trained = training_caption(result.settings)
+            fig = Figure(figsize=(9, 4.6 + 0.2 * trained.count("\n")))
             plot_timeseries(result.frames, fig.subplots(2, 1, sharex=True))
-            fig.axes[0].set_title(f"{name}: valence and arousal (grey: no face)")
+            heading = "valence and arousal (grey: no face)" if has_values else "no face found in any sampled frame"
+            fig.axes[0].set_title(f"{name}: {heading}\n{trained}", fontsize=9)
             fig.tight_layout()
             fig.savefig(written["timeseries"], dpi=120)
-            fig = Figure(figsize=(6.6, 5.6))
-            plot_trajectory(result.frames, fig.subplots())
-            fig.axes[0].set_title(f"{name}: trajectory on the circumplex")
-            fig.tight_layout()
-            fig.savefig(written["circumplex"], dpi=120)
+            if has_values:
+                fig = Figure(figsize=(6.6, 5.8 + 0.2 * trained.count("\n")))
+                plot_trajectory(result.frames, fig.subplots())
+                fig.axes[0].set_title(f"{name}: trajectory on the circumplex\n{trained}", fontsize=8)
+                fig.tight_layout()
+                fig.savefig(written["circumplex"], dpi=120)
             written["settings"].write_text(json.dumps({**result.settings, "timings_s": result.timings}, indent=1))
             if annotated_video:
                 written["video"] = write_annotated_video(result.settings["video"], result.frames,
@@ -621,15 +748,27 @@ def save_prediction(result: VideoPrediction, out_dir, annotated_video: bool = Fa
     return {key: out_dir / path.name for key, path in written.items()}
 
 
+def training_caption(settings: dict) -> str:
+    """What each label's model was trained on, for the figures' titles (one line per model; ours)."""
+    models = settings["models"]
+    if len({m["checkpoint"] for m in models.values()}) == 1:
+        m = next(iter(models.values()))
+        return f"{m['model']} trained on: {m['training_data']}"
+    return "\n".join(f"{label}: {m['model']} trained on: {m['training_data']}" for label, m in models.items())
+
+
 def predict_to_folder(video_path, checkpoint, out_dir, annotated_video: bool = False, progress: bool = False,
                       **kwargs) -> tuple[VideoPrediction, dict[str, Path]]:
     """:func:`run_predict` then :func:`save_prediction`: what ``emorec predict`` does (§6, ours).
 
-    ``out_dir`` and the crop cache (``cache_dir``) are checked before any work: an ``out_dir`` that
-    is not ours, or a cache inside ``out_dir`` (which each run replaces), is refused."""
+    ``checkpoint``: one checkpoint, or ``{label: checkpoint}`` (:func:`run_predict`); the folder is
+    written once either way. ``out_dir`` and the crop cache (``cache_dir``) are checked before any
+    work: an ``out_dir`` that is not ours, or a cache inside ``out_dir`` (which each run replaces),
+    is refused."""
     info = video.video_info(video_path)  # missing or unreadable video: fail before any work
-    predictor = kwargs.pop("predictor", None) or load_predictor(checkpoint)
-    rate = _resolve_settings(predictor, kwargs.get("fps"), kwargs.get("seq_len"), kwargs.get("overlap"),
+    predictor = kwargs.pop("predictor", None)
+    predictors = kwargs.pop("predictors", None) or load_predictors(checkpoint, predictor)
+    rate = _resolve_settings(predictors[TARGETS[0]], kwargs.get("fps"), kwargs.get("seq_len"), kwargs.get("overlap"),
                              kwargs.get("tolerance"))["fps"]
     n_frames = len(video.resample_indices(info.n_frames, info.fps, min(rate, info.fps)))
     check_output_folder(out_dir, _output_bytes(n_frames, annotated_video, info.width, info.height))
@@ -639,7 +778,7 @@ def predict_to_folder(video_path, checkpoint, out_dir, annotated_video: bool = F
                          f"replaces; choose a cache folder outside it")
     if cache_dir is not None:
         storage.preflight(cache_dir, 0, "--cache")  # its free space: before extraction, if not reused
-    result = run_predict(video_path, checkpoint, progress=progress, predictor=predictor, **kwargs)
+    result = run_predict(video_path, checkpoint, progress=progress, predictors=predictors, **kwargs)
     return result, save_prediction(result, out_dir, annotated_video, progress)
 
 
@@ -693,16 +832,11 @@ def predict_per_label(video_path, checkpoints: Mapping[str, str | os.PathLike], 
                       **kwargs) -> pd.DataFrame:
     """Per-frame values with one checkpoint per label (the paper reports the best configuration per
     label, §4.4): ``checkpoints = {"valence": ..., "arousal": ...}``. Faces are extracted once; each
-    label's columns come from its own model, the other columns from the valence model."""
-    if set(checkpoints) != set(TARGETS):
-        raise ValueError(f"checkpoints must name a model for each of {TARGETS}, got {sorted(checkpoints)}")
-    with storage.scratch_folder("emorec-faces-") as scratch:
-        cache = scratch if cache_dir is None else cache_dir
-        runs = {t: run_predict(video_path, checkpoints[t], cache_dir=cache, **kwargs).frames for t in TARGETS}
-    frames = runs["valence"].copy()
-    for column in ("arousal", "arousal_raw", "clip_arousal"):
-        frames[column] = runs["arousal"][column].to_numpy()
-    return frames
+    label's columns come from its own model, the other columns from the valence model
+    (:func:`run_predict` with a mapping)."""
+    if not isinstance(checkpoints, Mapping):
+        raise ValueError(f"checkpoints must be a mapping naming a model for each of {TARGETS}")
+    return run_predict(video_path, checkpoints, cache_dir=cache_dir, **kwargs).frames
 
 
 def write_still_clip(image: np.ndarray, path, seconds: float, fps: float = 50.0,

@@ -56,6 +56,17 @@ class Corpus:
     fps: float
     description: str  # "synthetic SEWA-like corpus (profile cpu, seed 0)" or "SEWA-DB at <path>"
     fingerprint: str  # of the source files and the face-extraction settings
+    synthetic: bool = False  # generated faces (no real root given)
+    profile: str = ""
+    seed: int = 0
+
+    def trained_on(self) -> dict:
+        """What a checkpoint trained on this corpus records about its data (ours): plain str/bool/int
+        only, so that ``torch.load(..., weights_only=True)`` reads it."""
+        from ..reporting import git_commit
+
+        return {"data": str(self.description), "synthetic": bool(self.synthetic), "profile": str(self.profile),
+                "seed": int(self.seed), "commit": git_commit()}
 
     def split(self, name: str) -> list[VideoRecord]:
         if name not in SPLITS:
@@ -138,4 +149,5 @@ def prepare_corpus(data_root="data", profile: str = "cpu", seed: int = 0, fps: f
     # and the detector settings), so new videos, labels or detector settings give a new fingerprint.
     faces_key = repr(sorted((r.video, r.track.meta["key"]) for r in records))
     fingerprint = hashlib.sha256((data_fingerprint(root, "**/*.csv") + faces_key).encode()).hexdigest()
-    return Corpus(records, float(fps), description, fingerprint)
+    return Corpus(records, float(fps), description, fingerprint, synthetic=sewa_root is None, profile=profile,
+                  seed=int(seed))

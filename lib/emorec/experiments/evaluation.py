@@ -195,3 +195,38 @@ def chosen_checkpoints(chosen: dict[str, dict]) -> tuple[dict[str, str], dict[st
     the cross-corpus evaluation (ours)."""
     names = best_model_per_label(chosen)
     return names, {label: Path(chosen[name][label]["folder"]) / CHECKPOINT_FILES[name] for label, name in names.items()}
+
+
+#: ``--model`` choices of ``emorec predict``: summary name and chapter of each temporal model.
+BOOK_MODELS = {"cnn_lstm": ("2D-CNN-LSTM", "04_4_cnn_lstm"), "i3d": ("i3D-CNN", "04_5_i3d")}
+
+
+def book_checkpoints(artefact_root, profile: str, model: str = "best") -> dict[str, Path]:
+    """Per label, the checkpoint of the latest book build of ``profile`` that ``emorec predict`` uses
+    with no ``--checkpoint`` (ours): ``model="best"`` takes, per label, the temporal model chosen on
+    validation (:func:`chosen_checkpoints`, as chapters 5 and 6 choose it); ``"cnn_lstm"`` or
+    ``"i3d"`` the best configuration per label of that chapter (§4.4, §4.5). Read from the chapters'
+    summaries; FileNotFoundError saying to build the book when a summary or a checkpoint is missing."""
+    from ..paths import resolve
+    from ..reporting import display_path
+    from .cache import read_summary
+
+    if model not in ("best", *BOOK_MODELS):
+        raise ValueError(f"unknown model {model!r}; choose best, {', '.join(BOOK_MODELS)} or a checkpoint path")
+    build = "make book" + ("" if profile == "cpu" else f" PROFILE={profile}")
+    chosen = {}
+    for name, (title, chapter) in BOOK_MODELS.items():
+        if model in ("best", name):
+            try:
+                chosen[title] = read_summary(artefact_root, profile, name, chapter)["best"]
+            except FileNotFoundError:
+                raise FileNotFoundError(f"no book build of profile {profile!r} under "
+                                        f"{display_path(resolve(artefact_root))} (chapter "
+                                        f"{chapter}'s summary is missing): run `{build}` first, or give "
+                                        f"--checkpoint") from None
+    _, checkpoints = chosen_checkpoints(chosen)
+    for label, path in checkpoints.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the {label} checkpoint of the book's summary is missing; "
+                                    f"run `{build}` again")
+    return checkpoints

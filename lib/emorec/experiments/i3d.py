@@ -406,6 +406,7 @@ def _train_and_score(row: dict, weights, corpus: Corpus, work: Path) -> dict:
         ckpt.save({"format": ckpt.FORMAT, "epoch": trained.best_epoch, "model": model.state_dict(),
                    "model_config": ckpt.plain(model.config), "train_config": settings.to_dict(),
                    "metric_name": settings.metric_name, "metric": trained.best_metric}, work / ckpt.BEST)
+    ckpt.record(work / ckpt.BEST, "trained_on", corpus.trained_on())  # what predict reports
     return {"status": "ok", **row_scores, "best_epoch": trained.best_epoch, "epochs_run": len(trained.history),
             "val_clip_CCC": [h.get("val_CCC_mean") for h in trained.history],
             "clips": {s: len(d) for s, d in sets.items()}, "train_seconds": round(train_seconds, 1),

@@ -190,7 +190,8 @@ def _clip_sets(corpus: Corpus, features: dict, config: dict) -> dict:
                                 config.get("tolerance", 1), config["fusion"]) for split in SPLITS}
 
 
-def _save_cascade(work: Path, checkpoint, config: dict, lstm: LSTMRegressor, n_features: int) -> None:
+def _save_cascade(work: Path, checkpoint, config: dict, lstm: LSTMRegressor, n_features: int,
+                  trained_on: dict) -> None:
     """The frozen backbone and the trained LSTM as one CNNLSTM checkpoint (what ``predict`` loads)."""
     backbone = load_model(checkpoint).config
     model = CNNLSTM(backbone=backbone["backbone"], width=backbone["width"], weights=str(checkpoint),
@@ -200,15 +201,19 @@ def _save_cascade(work: Path, checkpoint, config: dict, lstm: LSTMRegressor, n_f
     if model.feature_size != n_features:
         raise ValueError(f"feature size {n_features} does not match the cascade's {model.feature_size}")
     model.temporal.load_state_dict(lstm.state_dict())
-    save_cascade(model, config["input_size"], work / "model.pt")
+    save_cascade(model, config["input_size"], work / "model.pt", trained_on)
 
 
-def save_cascade(model: CNNLSTM, input_size, path: Path) -> None:
-    """A complete cascade checkpoint: every weight, the model's configuration and its input size
-    (what :func:`emorec.models.load_model` and ``emorec predict`` need, and nothing else)."""
+def save_cascade(model: CNNLSTM, input_size, path: Path, trained_on: dict | None = None) -> None:
+    """A complete cascade checkpoint: every weight, the model's configuration, its input size and,
+    when given, the data it was trained on (:meth:`Corpus.trained_on`): what
+    :func:`emorec.models.load_model` and ``emorec predict`` need (ours)."""
     model.config["weights"] = None  # the checkpoint holds every weight: rebuilding needs no other file
-    ckpt.save({"format": ckpt.FORMAT, "model": model.state_dict(), "model_config": ckpt.plain(model.config),
-               "input_size": [int(v) for v in input_size]}, path)
+    saved = {"format": ckpt.FORMAT, "model": model.state_dict(), "model_config": ckpt.plain(model.config),
+             "input_size": [int(v) for v in input_size]}
+    if trained_on is not None:
+        saved["trained_on"] = dict(trained_on)
+    ckpt.save(saved, path)
 
 
 def run_cnn_lstm(config: dict, corpus: Corpus, checkpoint, store: ArtefactStore) -> dict:
@@ -230,7 +235,7 @@ def run_cnn_lstm(config: dict, corpus: Corpus, checkpoint, store: ArtefactStore)
         result = fit(lstm, sets["train"], sets["validation"], settings, work / "train")
         preds = {split: predict(lstm, sets[split], settings) for split in SPLITS}
         fold_standardization(lstm.lstm.weight_ih_l0, lstm.lstm.bias_ih_l0, mean, std)
-        _save_cascade(work, checkpoint, config, lstm, n_features)
+        _save_cascade(work, checkpoint, config, lstm, n_features, corpus.trained_on())
         row = evaluate_splits(_split_predictions(corpus, sets, preds, config["seq_len"]), seed=config["seed"],
                               save_to=work / "predictions.npz")
         return {**row, "clips": {s: len(sets[s]) for s in SPLITS}, "best_epoch": result.best_epoch}
@@ -284,7 +289,7 @@ def run_cnn_lstm_finetune(config: dict, corpus: Corpus, checkpoint, store: Artef
         settings = train_config(config)
         result = fit(model, sets["train"], sets["validation"], settings, work / "train")
         preds = {split: predict(model, sets[split], settings) for split in SPLITS}
-        save_cascade(model, config["input_size"], work / "model.pt")
+        save_cascade(model, config["input_size"], work / "model.pt", corpus.trained_on())
         row = evaluate_splits(_split_predictions(corpus, sets, preds, config["seq_len"]), seed=config["seed"],
                               save_to=work / "predictions.npz")
         return {**row, "clips": {s: len(sets[s]) for s in SPLITS}, "best_epoch": result.best_epoch}

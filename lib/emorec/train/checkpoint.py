@@ -70,6 +70,13 @@ def load_checkpoint(path) -> dict:
     return obj
 
 
+def record(path, key: str, value) -> None:
+    """Add one entry (plain values only) to a checkpoint written earlier, atomically (ours)."""
+    saved = load_checkpoint(path)
+    saved[key] = value
+    save(saved, Path(path))
+
+
 def load_weights(model: torch.nn.Module, path) -> dict:
     """Load the weights of a checkpoint into ``model``; returns the whole checkpoint dict."""
     ckpt = load_checkpoint(path)
