@@ -8,7 +8,10 @@ wheel, so nothing is downloaded), run as a batched cascade (:class:`FaceExtracto
 frame the most probable face is kept; frames without a face are dropped from the crops but recorded
 in the frame table, which is what the windowing of §3.2.2 needs. "Whole" is our reading of the
 paper: a frame whose face box crosses the frame border by more than ``border_margin`` of the box's
-width (left/right) or height (top/bottom), 10 % by default, is dropped (:func:`whole_face`).
+width (left/right) or height (top/bottom), 10 % by default, is dropped (:func:`whole_face`). For
+long videos, ``FaceExtractor(track_every=k)`` runs the full cascade only on every k-th sampled frame
+and follows the face in between (:class:`FaceTracker`; our addition, off by default); the whole-face
+rule applies to tracked faces alike.
 
 Each video is extracted once into a cache directory::
 
@@ -598,7 +601,8 @@ def _process_chunk(extractor: FaceExtractor, frames: list[tuple[int, int, np.nda
                    crop_size: tuple[int, int]) -> dict[str, np.ndarray]:
     """Detect faces in a chunk of sampled frames (batch by batch) and crop the kept ones."""
     boxes, probs, points, crops = [], [], [], []
-    detect = extractor.sequence()  # a chunk is one sequence: its first frame is always fully detected
+    # Each chunk is a sequence of its own (its first frame fully detected), so a resumed run makes the same chunks.
+    detect = extractor.sequence()
     for start in range(0, len(frames), extractor.batch_size):
         batch = np.stack([f for _, _, f in frames[start:start + extractor.batch_size]])
         b, p, pt = detect(batch)
