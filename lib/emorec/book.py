@@ -223,9 +223,25 @@ def execute_chapter(page: Page, out_path: Path, parameters: dict, root: Path, ti
                         f"(executed notebook kept at {failed})") from None
     finally:
         source_ipynb.unlink(missing_ok=True)
+    _show_injected_paths_relative(partial)
     os.replace(partial, out_path)
     out_path.with_suffix(".failed.ipynb").unlink(missing_ok=True)
     return time.perf_counter() - start
+
+
+def _show_injected_paths_relative(path: Path) -> None:
+    """Papermill's injected-parameters cell, as published, names paths the way every page does:
+    relative to the repository root or with ``~`` (:func:`emorec.reporting.display_paths_in`). The
+    chapters resolve both forms as before, so re-executing the notebook reads the same files."""
+    import nbformat
+
+    from .reporting import display_paths_in
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            cell.source = display_paths_in(cell.source)
+    nbformat.write(nb, path)
 
 
 def stage_book(root: Path, stage: Path, pages: list[Page]) -> None:
