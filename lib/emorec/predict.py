@@ -407,9 +407,8 @@ def _extract_faces(video_path: Path, cache: Path, fps: float, extractor, progres
     try:
         return faces.extract_video(video_path, cache, fps=fps, crop_size=CROP_SIZE, extractor=extractor,
                                    progress=progress), None
-    except ValueError as err:
-        if "found no face" not in str(err):  # faces.extract_video's words for a video without a face
-            raise
+    except faces.NoFaceError:
+        pass
     table = _no_face_table(video_path, fps)
     if not allow_no_face:
         raise ValueError(f"{video_path}: no face found in any of {len(table)} sampled frames")

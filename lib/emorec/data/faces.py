@@ -88,6 +88,10 @@ TRACK_REFINE = ("onet", "rnet+onet")
 TRACK_REGION = (1.0, 1.3)
 
 
+class NoFaceError(ValueError):
+    """A video in which MTCNN finds no face in any sampled frame (§3.2.1): bad input, not a bug."""
+
+
 class FaceExtractor:
     """MTCNN face detector returning the most probable face per frame (§3.2.1).
 
@@ -743,7 +747,7 @@ def _assemble(video_path: Path, cache_dir: Path, chunk_files: list[Path], meta: 
     chunks = [dict(np.load(p)) for p in chunk_files]
     table = _frame_table(chunks, rate)
     if not table["kept"].any():
-        raise ValueError(f"{video_path}: MTCNN found no face in any of its {len(table)} sampled frames")
+        raise NoFaceError(f"{video_path}: MTCNN found no face in any of its {len(table)} sampled frames")
     crops = np.concatenate([c["crops"] for c in chunks])
     stage = storage.staging_dir(cache_dir, "assemble", ENTRY_KIND, WRITER)
     try:
