@@ -48,7 +48,7 @@ def test_raf_like_deterministic(tmp_path):
 
 def test_sewa_like_formats_parse_with_the_readers(smoke):
     corpus = sewa.load_sewa(smoke["sewa"])
-    size = synthetic.PROFILES["smoke"][0]
+    size = synthetic.profile_sizes("smoke")[0]
     assert len(corpus) == size.n_train + size.n_val + size.n_test
     assert corpus["video"].str.fullmatch(r"SEW[1-6]\d{3}").all()
     for _, row in corpus.iterrows():
@@ -67,7 +67,7 @@ def test_sewa_like_formats_parse_with_the_readers(smoke):
 
 def test_splits_are_subject_disjoint_and_groups_mixed(smoke):
     meta = pd.read_csv(smoke["sewa"] / "metadata.csv")
-    size = synthetic.PROFILES["smoke"][0]
+    size = synthetic.profile_sizes("smoke")[0]
     counts = meta["split"].value_counts().to_dict()
     assert counts == {"train": size.n_train, "validation": size.n_val, "test": size.n_test}
     subjects = {s: set(meta.loc[meta["split"] == s, "subject"]) for s in ("train", "validation", "test")}
@@ -111,7 +111,7 @@ def test_corpus_records_lags_and_latent(smoke):
 
 def test_raf_like_layout_and_imbalance(smoke):
     labels = rafdb.read_labels(smoke["rafdb"], check_images=True)
-    size = synthetic.PROFILES["smoke"][1]
+    size = synthetic.profile_sizes("smoke")[1]
     assert (labels["split"] == "train").sum() == size.n_train and (labels["split"] == "test").sum() == size.n_test
     train = labels[labels["split"] == "train"]["label"].value_counts()
     assert train.idxmax() == 3 and train.idxmin() == 1  # Happiness most, Fear least, as in RAF-DB
@@ -124,7 +124,7 @@ def test_raf_like_layout_and_imbalance(smoke):
 
 
 def test_ensure_corpora_reuses_and_regenerates(tmp_path, monkeypatch):
-    monkeypatch.setitem(synthetic.PROFILES, "tiny", (TINY_SEWA, TINY_RAF))
+    monkeypatch.setattr(synthetic, "profile_sizes", lambda profile: (TINY_SEWA, TINY_RAF))
     paths = synthetic.ensure_corpora(tmp_path, "tiny", seed=0, workers=1)
     marker = paths["sewa"] / synthetic.MARKER
     assert json.loads(marker.read_text())["seed"] == 0

@@ -32,10 +32,11 @@ from pathlib import Path
 
 import yaml
 
+from . import config
 from .paths import project_root
 from .sphinxext import MARKDOWN
 
-PROFILES = ("smoke", "cpu", "paper")
+PROFILES = config.PROFILES
 KERNEL = "emorec"
 BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 # ``common`` keys read by the runner, not by chapters: the weight locations become the environment
@@ -98,11 +99,14 @@ def read_toc(root: Path) -> list[Page]:
 
 
 def load_profile(root: Path, profile: str) -> dict:
-    """``params/<profile>.yaml`` as a dict with a ``common`` section and one section per chapter."""
-    if profile not in PROFILES:
-        raise BookError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    path = root / "params" / f"{profile}.yaml"
-    params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    """``params/<profile>.yaml`` as a dict with a ``common`` section, one section per chapter and the
+    typed sections of :mod:`emorec.config` (their keys checked there)."""
+    try:
+        path = config.profile_file(profile, root)
+        params = config.read_sections(path)
+        config.check_typed_keys(params, f"params/{profile}.yaml")
+    except config.ConfigError as err:
+        raise BookError(str(err)) from None
     if not isinstance(params.get("common"), dict):
         raise BookError(f"{path}: needs a 'common:' section")
     return params
@@ -123,17 +127,17 @@ class ParamSet:
 
 
 def read_params_file(path: Path) -> dict:
-    """A ``--params`` file: a mapping of sections (``common`` or a chapter stem) to mappings (ours)."""
-    path = Path(path)
-    if not path.is_file():
-        raise BookError(f"{path}: no such parameters file")
+    """A ``--params`` file: a mapping of sections (``common``, a chapter stem, or a section of
+    :mod:`emorec.config`) to mappings (ours)."""
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise BookError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
-    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
-        raise BookError(f"{path}: expected sections ('common:' or a chapter stem) each holding 'key: value' lines")
-    return params
+        return config.read_sections(path)
+    except config.ConfigError as err:
+        raise BookError(str(err)) from None
+
+
+def _allowed_keys(section: str, declared: dict[str, set[str]]) -> set[str]:
+    """What a section of a parameters file may set: the chapter's parameters and the typed keys."""
+    return declared.get(section, set()) | config.section_fields(section)
 
 
 def merge_params(profile_params: dict, override: dict, declared: dict[str, set[str]], source: str,
@@ -142,31 +146,32 @@ def merge_params(profile_params: dict, override: dict, declared: dict[str, set[s
 
     ``declared`` maps each chapter stem to the names its parameters cell assigns. A ``common`` key must
     be declared by some chapter (or be one of the runner's :data:`RUNNER_KEYS`); a chapter section's
-    key by that chapter. Anything else is a :class:`BookError` naming the key and ``source``."""
+    key by that chapter or by its typed section (:func:`emorec.config.section_fields`); the sections
+    ``corpus`` and ``run`` hold only their typed keys. Anything else is a :class:`BookError` naming the
+    key and ``source``."""
     everywhere = set().union(*declared.values()) | RUNNER_KEYS
     for section, part in override.items():
-        if section != "common" and section not in declared:
-            raise BookError(f"{source}: section {section!r} is neither 'common' nor a chapter of _toc.yml")
-        allowed = everywhere if section == "common" else declared[section]
+        if section != "common" and section not in declared and section not in config.OWN_SECTIONS:
+            raise BookError(f"{source}: section {section!r} is neither 'common' nor a chapter of _toc.yml "
+                            f"(nor {' or '.join(config.OWN_SECTIONS)})")
+        allowed = everywhere if section == "common" else _allowed_keys(section, declared)
         for key in part:
             if key == "profile":
                 raise BookError(f"{source}: {section}: 'profile' cannot be set here; use --profile")
             if key not in allowed:
-                where = "no chapter declares it" if section == "common" else f"chapter {section} does not declare it"
+                where = "no chapter declares it" if section == "common" else \
+                    f"chapter {section} does not declare it" + (
+                        " (nor does its section of emorec.config)" if config.section_fields(section) else "")
                 raise BookError(f"{source}: parameter {key!r} in section {section!r}: {where}")
-    values, sources = {}, {}
-    for section in dict.fromkeys([*profile_params, *override]):
-        values[section] = {**(profile_params.get(section) or {}), **override.get(section, {})}
-        for key in values[section]:
-            sources[section, key] = source if key in override.get(section, {}) else profile_source
+    values, sources = config.merge(profile_params, override, profile_source, source)
     return ParamSet(values, sources)
 
 
 def load_params(root: Path, profile: str, params_file: Path | None = None) -> ParamSet:
     """The parameters in force: ``params/<profile>.yaml`` with ``params_file`` merged over it (ours).
 
-    Used by the book runner and by ``emorec train`` / ``evaluate``, so both read data roots and
-    weights from the same place."""
+    The book runner's view (checked against the chapters' parameters cells); the typed view of the
+    same files, for the library, the CLI and ``emorec run``, is :func:`emorec.config.load`."""
     params = load_profile(root, profile)
     profile_source = f"params/{profile}.yaml"
     if params_file is None:
@@ -185,17 +190,18 @@ def set_weight_environment(common: dict) -> None:
 def chapter_parameters(profile_params: dict, page: Page, declared: set[str]) -> dict:
     """The profile's ``common`` values the chapter declares, overridden by the chapter's own section.
 
-    A chapter section that names a parameter the chapter does not declare is an error (a typo in
-    ``params/*.yaml`` would otherwise be silently ignored)."""
+    A chapter section's keys that the chapter does not declare but its typed section does
+    (:mod:`emorec.config`, e.g. Table 1's rows) are read by the library, not injected. A key that
+    neither declares is an error (a typo in ``params/*.yaml`` would otherwise be silently ignored)."""
     own = profile_params.get(page.stem) or {}
     if not isinstance(own, dict):
         raise BookError(f"params section {page.stem!r} must hold 'key: value' lines")
-    unknown = sorted(set(own) - set(declared))
+    unknown = sorted(set(own) - set(declared) - config.section_fields(page.stem))
     if unknown:
         raise BookError(f"params section {page.stem!r} sets {unknown}, which {page.source} does not declare "
                         f"in its parameters cell")
     common = {k: v for k, v in profile_params["common"].items() if k in declared}
-    return {**common, **own}
+    return {**common, **{k: v for k, v in own.items() if k in declared}}
 
 
 def execute_chapter(page: Page, out_path: Path, parameters: dict, root: Path, timeout: int | None) -> float:
@@ -279,6 +285,10 @@ def run_book(root: Path, profile: str, only: list[str] | None = None, html: bool
 
     ``params_file`` (``--params``) is merged over the profile (:func:`load_params`)."""
     param_set = load_params(root, profile, params_file)
+    try:  # the typed sections complete and well-formed before any chapter runs
+        config.check_present(param_set.values, param_set.sources)
+    except config.ConfigError as err:
+        raise BookError(str(err)) from None
     params = param_set.values
     set_weight_environment(params["common"])
     pages = read_toc(root)
@@ -300,7 +310,10 @@ def run_book(root: Path, profile: str, only: list[str] | None = None, html: bool
     for page in pages:
         if not page.is_notebook or (only and page.stem not in only):
             continue
-        parameters = chapter_parameters(params, page, declared_parameters(page))
+        declared = declared_parameters(page)
+        parameters = chapter_parameters(params, page, declared)
+        if "params_file" in declared:  # chapters reading emorec.config see the same --params file
+            parameters["params_file"] = str(Path(params_file).resolve()) if params_file else None
         print(f"[{profile}] executing {page.docname} ...", flush=True)
         seconds = execute_chapter(page, stage / f"{page.docname}.ipynb", parameters, root, timeout)
         timings[page.stem] = round(seconds, 1)

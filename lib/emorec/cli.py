@@ -15,7 +15,6 @@ video without a face, a bad YAML file) end with one line on stderr and exit stat
 from __future__ import annotations
 
 import argparse
-import ast
 import math
 import sys
 import time
@@ -100,65 +99,35 @@ def _extract(args) -> int:
 # train: named configurations of the book's grids, or one from a YAML file
 # --------------------------------------------------------------------------------------------------
 
-def _parameters_cell(source: Path) -> dict:
-    """The plain values assigned in a chapter's ``parameters`` cell (the cpu defaults)."""
-    import jupytext
-
-    cells = [c for c in jupytext.read(source).cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if len(cells) != 1:
-        raise ValueError(f"{source}: needs exactly one cell tagged 'parameters'")
-    values = {}
-    for node in ast.parse(cells[0].source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            values[node.targets[0].id] = ast.literal_eval(node.value)
-    return values
+CHAPTERS = {"table1": "04_3_finetuning", "table2": TABLE2_CHAPTER, "i3d": "04_5_i3d"}
 
 
-def chapter_values(stem: str, profile: str, params_file=None) -> dict:
-    """A chapter's parameters in ``profile``, as the book runner gives them: the parameters cell's
-    defaults, overridden by ``params/<profile>.yaml`` (``common`` merged with the chapter's section)
-    and by ``params_file`` (``--params``) over that. The weight locations it names are exported."""
-    root = project_root()
-    source = root / "chapters" / f"{stem}.md"
-    if not source.is_file():
-        raise FileNotFoundError(f"{source} not found: `emorec train` reads the book's grids from a clone of "
-                                f"the repository (run it there, or set EMOREC_ROOT)")
-    defaults = _parameters_cell(source)
-    try:
-        params = book.load_params(root, profile, params_file).values
-        chosen = book.chapter_parameters(params, book.Page(f"chapters/{stem}", source), set(defaults))
-        book.set_weight_environment(params["common"])
-    except book.BookError as err:
-        raise ValueError(str(err)) from None
-    return {**defaults, **chosen}
+def profile_config(profile: str, params_file=None):
+    """The typed configuration of ``profile`` (``params/<profile>.yaml`` with ``params_file`` over it,
+    :func:`emorec.config.load`); the weight locations it names are exported for the library."""
+    from . import config
 
-
-def _table2_grid(values: dict) -> list[dict]:
-    """Chapter 4.4's grid (Table 2) from its parameters, built as the chapter builds it."""
-    from .experiments.temporal import table2_grid
-
-    v = values
-    base = dict(backbone=v["backbone_mode"], input_size=v["input_size"], pool=v["pool"], hidden_size=v["hidden_size"],
-                dropout=v["dropout"], recurrent_dropout=v["recurrent_dropout"], head_units=v["head_units"],
-                lr=v["lr"], batch_size=v["batch_size"], epochs=v["epochs"], patience=v["patience"], seed=v["seed"])
-    return table2_grid(base, v["inits"], v["fps_values"], v["seq_lens"], v["overlaps"], v["fusions"])
+    cfg = config.load(profile, params_file)
+    book.set_weight_environment(cfg.common)
+    return cfg
 
 
 def named_grid(table: str, profile: str, params_file=None) -> list[dict]:
     """The configurations of ``table`` (``table1``, ``table2`` or ``i3d``) that the book runs in ``profile``."""
-    if profile not in book.PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(book.PROFILES)}")
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+    cfg = profile_config(profile, params_file)
     if table == "table1":
         from .experiments.finetuning import table1_grid
 
-        return table1_grid(profile)
+        return table1_grid(cfg.table1)
     if table == "table2":
-        return _table2_grid(chapter_values(TABLE2_CHAPTER, profile, params_file))
-    if table == "i3d":
-        from .experiments.i3d import i3d_grid
+        from .experiments.temporal import table2_configurations
 
-        return i3d_grid(profile)
-    raise ValueError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
+        return table2_configurations(cfg.table2, cfg.seed)
+    from .experiments.i3d import i3d_grid
+
+    return i3d_grid(cfg.i3d)
 
 
 def load_train_yaml(path: Path) -> dict:
@@ -284,8 +253,7 @@ def _train(args) -> int:
     if args.show:
         print(yaml.safe_dump({"table": table, "profile": profile, "config": config}, sort_keys=False), end="")
         return 0
-    stem = {"table1": "04_3_finetuning", "table2": TABLE2_CHAPTER, "i3d": "04_5_i3d"}[table]
-    values = chapter_values(stem, profile, args.params)
+    values = profile_config(profile, args.params).chapter_values(CHAPTERS[table])
     data_root = args.data_root or values.get("data_root", "data")
     artefact_root = args.artefact_root or values.get("artefact_root", "artefacts")
     print(f"training {table} ({profile}): {_describe(table, config)}", flush=True)
@@ -307,9 +275,9 @@ def _evaluate(args) -> int:
     fps = args.fps or predictor.trained.get("fps", DEFAULT_FPS)
     # The data of Table 2's chapter in this profile (and --params) when run in a clone; options given
     # on the line win.
-    in_clone = (project_root() / "chapters" / f"{TABLE2_CHAPTER}.md").is_file()
-    values = (chapter_values(TABLE2_CHAPTER, args.profile, args.params) if in_clone or args.params else
-              {"data_root": "data", "sewa_root": None, "sewa_split_file": None, "seed": 0})
+    in_clone = (project_root() / "params" / f"{args.profile}.yaml").is_file()
+    values = (profile_config(args.profile, args.params).chapter_values(TABLE2_CHAPTER) if in_clone or args.params
+              else {"data_root": "data", "sewa_root": None, "sewa_split_file": None, "seed": 0})
     data = {key: getattr(args, key) if getattr(args, key) is not None else values[key]
             for key in ("data_root", "sewa_root", "sewa_split_file", "seed")}
     corpus = prepare_corpus(data["data_root"], args.profile, data["seed"], fps=fps, sewa_root=data["sewa_root"],

@@ -49,6 +49,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from emorec.data import drawing
 from emorec.data.drawing import Expression, Pose
+from emorec.config import PROFILES, load as load_config
 from emorec.paths import resolve
 
 # Bumped when what a generator draws changes; each corpus has its own, so changing one keeps the other.
@@ -85,20 +86,18 @@ class RafSize:
     image_size: int = 100
 
 
-# The paper's split is 28 / 6 / 14 videos (§4.1); smaller profiles keep roughly that ratio.
-PROFILES = {
-    "smoke": (SewaSize(3, 1, 2, 8.0), RafSize(140, 70, 20)),
-    "cpu": (SewaSize(16, 7, 9, 45.0), RafSize(2100, 700, 150)),
-    "paper": (SewaSize(28, 6, 14, 120.0), RafSize(12271, 3068, 1000)),
-}
+def profile_sizes(profile: str) -> tuple[SewaSize, RafSize]:
+    """The corpus sizes of ``profile``: the ``corpus`` section of ``params/<profile>.yaml``
+    (:func:`emorec.config.load`; the paper's split is 28 / 6 / 14 videos, §4.1; smaller profiles keep
+    roughly that ratio)."""
+    corpus = load_config(profile).corpus
+    return SewaSize(**corpus.sewa), RafSize(**corpus.rafdb)
 
 
 def _sizes(profile_or_size, kind: int):
     if isinstance(profile_or_size, (SewaSize, RafSize)):
         return profile_or_size
-    if profile_or_size not in PROFILES:
-        raise ValueError(f"unknown profile {profile_or_size!r}; expected one of {sorted(PROFILES)}")
-    return PROFILES[profile_or_size][kind]
+    return profile_sizes(profile_or_size)[kind]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -529,7 +528,7 @@ def ensure_raf_like(data_root="data", profile: str = "cpu", seed: int = 0) -> Pa
 def main(argv=None):
     """Command line: ``python -m emorec.data.synthetic --profile cpu --root data``."""
     parser = argparse.ArgumentParser(description="Generate the synthetic SEWA-like and RAF-like corpora.")
-    parser.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    parser.add_argument("--profile", default="cpu", choices=PROFILES)
     parser.add_argument("--root", default="data", help="data root; corpora go to <root>/<profile>/")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: min(2, CPUs))")

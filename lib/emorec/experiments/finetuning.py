@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from emorec import paper
+from emorec.config import Table1, load as load_config
 from emorec.data.rafdb import EMOTIONS, read_identities, read_labels
 from emorec.models import (BLOCKS, CNN2D, DEFAULT_INPUT_SIZE, PAPER_NAMES, imagenet_weights_file,
                            vggface_weights_file)
@@ -59,32 +60,6 @@ SOURCE_LABELS = {"imagenet": "ImageNet", "vggface": "VGG-Face",
 #: The paper's pre-training source a row corresponds to (None: no counterpart in Table 1).
 PAPER_SOURCE = {"imagenet": "ImageNet", "vggface": "VGG-Face", "identity": "VGG-Face", "scratch": None}
 N_CLASSES = len(EMOTIONS)
-
-# Training settings per profile. The paper profile is §4.3's (100×80 input, lr 1e-5, batch 16; the
-# paper flattens VGG's 3×2 conv5 map, which pool_size (3, 2) reproduces). CPU profiles thin the
-# networks (width 0.25 or 0.125, 48×40 input), raise the learning rate and train a few epochs, and use
-# the BN variants: from scratch (our stand-ins cannot start from VGG-Face) plain thin VGG-16 stays on
-# the chance plateau for epochs on the RAF-like set, VGG-16-BN leaves it in one or two.
-_SETTINGS = {
-    "paper": dict(width=1.0, input_size=[100, 80], pool_size=[3, 2], lr=1e-5, batch_size=16, epochs=40,
-                  patience=5, val_fraction=0.1, pretrain=dict(lr=1e-4, epochs=40, patience=5)),
-    "cpu": dict(width=0.25, input_size=[48, 40], pool_size=[1, 1], lr=3e-4, batch_size=16, epochs=4,
-                patience=2, val_fraction=0.15, pretrain=dict(lr=1e-3, epochs=4, patience=2)),
-    "smoke": dict(width=0.125, input_size=[48, 40], pool_size=[1, 1], lr=1e-3, batch_size=16, epochs=2,
-                  patience=1, val_fraction=0.15, pretrain=dict(lr=1e-3, epochs=1, patience=1)),
-}
-_ROWS = {
-    "paper": ([("vgg11", "imagenet", b) for b in BLOCKS] + [("vgg11_bn", "imagenet", "Full")]
-              + [("vgg16", "vggface", b) for b in BLOCKS] + [("vgg16_bn", "vggface", "Full")]
-              + [("resnet50", "imagenet", "Full")]
-              + [("vgg16", "identity", b) for b in BLOCKS] + [("vgg16_bn", "identity", b) for b in BLOCKS]
-              + [("vgg11", "scratch", "Full"), ("vgg16", "scratch", "Full"), ("vgg16_bn", "scratch", "Full")]),
-    "cpu": ([("vgg16_bn", "identity", b) for b in ("Full", "Conv_4_1", "Conv_5_1")]
-            + [("vgg16_bn", "scratch", "Full"), ("vgg11", "imagenet", "Full"), ("vgg16_bn", "vggface", "Full")]),
-    "smoke": [("vgg16_bn", "identity", "Full"), ("vgg16_bn", "identity", "Conv_4_1"), ("vgg11", "imagenet", "Full"),
-              ("vgg16_bn", "vggface", "Full")],
-}
-
 
 # ------------------------------------------------------------------------------------------------
 # Data
@@ -191,23 +166,27 @@ def _identity_holdout(identities: np.ndarray, fraction: float, seed: int) -> tup
 # Grids
 # ------------------------------------------------------------------------------------------------
 
-def table1_grid(profile: str) -> list[dict]:
-    """The Table-1 configurations run in ``profile`` (§4.3, Table 1), as plain dicts.
+def table1_grid(section: Table1 | str) -> list[dict]:
+    """The Table-1 configurations of a profile (§4.3, Table 1), as plain dicts.
 
-    ``paper``: every row of the paper's Table 1 (VGG-11 ImageNet Full … Conv_5_1, VGG-11-BN ImageNet,
-    VGG-16 VGG-Face Full … Conv_5_1, VGG-16-BN VGG-Face), ResNet50 ImageNet, and the embedded
-    stand-ins. ``cpu`` and ``smoke``: reduced grids on thinned networks. Rows with published weights
-    are always full width (the only width those weights exist at).
+    ``section`` is the typed ``04_3_finetuning`` section of :func:`emorec.config.load` (or a profile
+    name, read from ``params/<profile>.yaml``): its rows (backbone, source, first fine-tuned block)
+    with its training settings. ``paper`` lists every row of the paper's Table 1, ResNet50 ImageNet and
+    the embedded stand-ins at §4.3's settings (100×80, lr 1e-5, batch 16; the paper flattens VGG's 3×2
+    conv5 map, which pool_size (3, 2) reproduces); cpu and smoke thin the networks and use the BN
+    variants (from scratch, plain thin VGG-16 stays on the chance plateau for epochs on the RAF-like
+    set). Rows with published weights are always full width (the only width those weights exist at).
     """
-    if profile not in _SETTINGS:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(_SETTINGS)}")
-    settings = _SETTINGS[profile]
+    if isinstance(section, str):
+        section = load_config(section).table1
+    shared = dict(width=section.width, input_size=list(section.input_size), pool_size=list(section.pool_size),
+                  lr=section.lr, batch_size=section.batch_size, epochs=section.epochs, patience=section.patience,
+                  val_fraction=section.val_fraction)
     grid = []
-    for backbone, source, block in _ROWS[profile]:
-        row = {k: v for k, v in settings.items() if k != "pretrain"}
-        row.update(backbone=backbone, model=PAPER_NAMES[backbone], source=source, block=block,
+    for backbone, source, block in section.rows:
+        row = dict(shared, backbone=backbone, model=PAPER_NAMES[backbone], source=source, block=block,
                    augment=True, class_weighting=True)
-        row["pretrain"] = dict(settings["pretrain"]) if source == "identity" else None
+        row["pretrain"] = dict(section.pretrain) if source == "identity" else None
         if source in PUBLISHED:
             row["width"] = 1.0
         grid.append(row)

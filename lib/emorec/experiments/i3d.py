@@ -39,6 +39,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .. import paper
+from ..config import I3D as I3DSection, load as load_config
 from ..data.clips import ClipDataset, resize_frames
 from ..models import BLOCKS, I3D, PAPER_NAMES, PRESETS, imagenet_weights_file, parameter_counts, vggface_weights_file
 from ..train import TrainConfig, fit, predict
@@ -62,30 +63,10 @@ _OUR_BACKBONE = {name: key for key, name in PAPER_NAMES.items()}
 OPTION_KEYS = ("inflation", "init", "mask_center", "dilation", "multiplier")
 DILATIONS = {"I": [1, 1, 1, 1], "VIII": [1, 2, 4, 8]}  # Tables 4-5 print the two patterns of Table 3
 
-# Settings per profile. ``paper`` is §4.5's: full width, 100×80, SL 64, OR 0.8, 10 fps, batch 8,
-# Adam at §4.3's 1e-5. The CPU profiles use the width and input size of Table 1's checkpoints of the
-# same profile (their weights are loaded), freeze conv1-conv3 (Table 1's best VGG-16 starting block in
-# the paper, Conv_4_1), compute the frozen stages once per clip (``cache_frozen``) and train and
-# predict on non-overlapping clips, to fit the time budget of 2 CPU cores.
-_SETTINGS = {
-    "paper": dict(width=1.0, input_size=[100, 80], seq_len=64, overlap=0.8, eval_overlap=0.8, fps=10,
-                  tolerance=1, fusion="mean", batch_size=8, lr=1e-5, epochs=20, patience=5,
-                  finetune_from="Full", cache_frozen=False, time_kernel=3, max_shift=10, n_boot=1000),
-    "cpu": dict(width=0.25, input_size=[48, 40], seq_len=16, overlap=0.5, eval_overlap=0.5, fps=10,
-                tolerance=1, fusion="mean", batch_size=8, lr=3e-4, epochs=6, patience=3,
-                finetune_from="Conv_4_1", cache_frozen=True, time_kernel=3, max_shift=10, n_boot=1000),
-    "smoke": dict(width=0.125, input_size=[48, 40], seq_len=8, overlap=0.5, eval_overlap=0.5, fps=10,
-                  tolerance=1, fusion="mean", batch_size=8, lr=1e-4, epochs=1, patience=1,
-                  finetune_from="Conv_4_1", cache_frozen=True, time_kernel=3, max_shift=10, n_boot=200),
-}
-#: (base model, source) pairs per profile; ``paper``: Table 6's pairs plus the VGG-Face stand-in.
-_PAIRS = {
-    "paper": [(_OUR_BACKBONE[b], {"RAF-DB": "raf", "ImageNet": "imagenet", "VGG-Face": "vggface"}[s])
-              for b, s in paper.table6()[["base_model", "init"]].itertuples(index=False)]
-             + [("vgg16", "identity"), ("vgg16_bn", "identity")],
-    "cpu": [("vgg16_bn", "raf"), ("vgg16_bn", "identity")],
-    "smoke": [("vgg16_bn", "raf")],
-}
+#: The settings every i3D row holds (``04_5_i3d: settings:`` in ``params/<profile>.yaml``).
+SETTING_KEYS = ("width", "input_size", "seq_len", "overlap", "eval_overlap", "fps", "tolerance", "fusion",
+                "batch_size", "lr", "epochs", "patience", "finetune_from", "cache_frozen", "time_kernel",
+                "max_shift", "n_boot")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,22 +107,28 @@ def option_grid(full: bool = True) -> list[dict]:
     return out
 
 
-def i3d_grid(profile: str) -> list[dict]:
-    """The i3D configurations run in ``profile`` (§4.5, Tables 3-6), as plain dicts.
+def i3d_grid(section: I3DSection | str) -> list[dict]:
+    """The i3D configurations of a profile (§4.5, Tables 3-6), as plain dicts.
 
-    ``paper``: Table 6's eleven (base model, initialisation) pairs plus the identity stand-in for
-    VGG-16 and VGG-16-BN, each with every combination of Table 3's options (:func:`option_grid`), at
-    §4.5's settings (SL 64, OR 0.8, 10 fps, batch 8, full width, 100×80). ``cpu``: VGG-16-BN (the
-    backbone Table 1's cpu grid fine-tunes, and the paper's best i3D) from the RAF-like and identity
-    checkpoints, C1 against C2, at width 0.25, 48×40, SL 16, OR 0.5, 6 epochs, conv1-3 frozen.
-    ``smoke``: the same from the RAF-like checkpoint, C1 and C2, width 0.125, SL 8, one epoch.
+    ``section`` is the typed ``04_5_i3d`` section of :func:`emorec.config.load` (or a profile name):
+    each (base model, source) pair with Table 3's C1 and C2, or every option combination
+    (:func:`option_grid`) when ``full_options``, on the shared ``settings``. ``paper``: Table 6's eleven
+    pairs plus the identity stand-in for VGG-16 and VGG-16-BN, all 24 combinations, at §4.5's settings
+    (SL 64, OR 0.8, 10 fps, batch 8, Adam 1e-5, full width, 100×80). The CPU profiles use the width and
+    input size of Table 1's checkpoints of the same profile, freeze conv1-conv3 (``finetune_from``
+    Conv_4_1, Table 1's best VGG-16 starting block in the paper), compute the frozen stages once per
+    clip (``cache_frozen``) and train on non-overlapping clips, to fit 2 CPU cores.
     """
-    if profile not in _SETTINGS:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(_SETTINGS)}")
+    if isinstance(section, str):
+        section = load_config(section).i3d
+    unknown = set(section.settings) ^ set(SETTING_KEYS)
+    if unknown:
+        raise ValueError(f"04_5_i3d settings: expected exactly the keys {list(SETTING_KEYS)}; "
+                         f"differs in {sorted(unknown)}")
     grid = []
-    for backbone, source in _PAIRS[profile]:
-        for options in option_grid(full=profile == "paper"):
-            row = dict(_SETTINGS[profile], backbone=backbone, base_model=PAPER_NAMES[backbone], source=source,
+    for backbone, source in section.pairs:
+        for options in option_grid(full=section.full_options):
+            row = dict(section.settings, backbone=backbone, base_model=PAPER_NAMES[backbone], source=source,
                        **options)
             if source in PUBLISHED:
                 row["width"] = 1.0  # published weights exist at full width only
@@ -152,7 +139,7 @@ def i3d_grid(profile: str) -> list[dict]:
 
 def check_row(row: dict) -> None:
     """Raise ValueError naming the problem if ``row`` is not a valid i3D configuration."""
-    needed = set(_SETTINGS["paper"]) | set(OPTION_KEYS) | {"backbone", "source"}
+    needed = set(SETTING_KEYS) | set(OPTION_KEYS) | {"backbone", "source"}
     missing = needed - set(row)
     if missing:
         raise ValueError(f"i3D row lacks {sorted(missing)}: {row}")

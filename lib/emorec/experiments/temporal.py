@@ -307,6 +307,12 @@ def table2_grid(base: dict, inits, fps_values, seq_lens, overlaps, fusions) -> l
             for init, fps, sl, ov, fm in itertools.product(inits, fps_values, seq_lens, overlaps, fusions)]
 
 
+def table2_configurations(section, seed: int) -> list[dict]:
+    """Table 2's grid of a profile from its typed ``04_4_cnn_lstm`` section (:class:`emorec.config.Table2`)."""
+    return table2_grid(section.base(seed), section.inits, section.fps_values, section.seq_lens, section.overlaps,
+                       section.fusions)
+
+
 def best_per_label(rows: list[dict], group_keys=("init", "fps")) -> list[dict]:
     """Per group and per label, the row with the best post-processed VALIDATION CCC (§4.4: the best
     configuration per label; the test set plays no part in the choice)."""
@@ -327,4 +333,4 @@ def cascade_checkpoint(row_folder: Path) -> Path:
 
 __all__ = ["FeatureClips", "FeatureFrames", "FrameEncoder2D", "FrameHead", "best_per_label", "cascade_checkpoint",
            "frame_features", "run_cnn_lstm", "run_cnn_lstm_finetune", "run_frame_baseline",
-           "table2_grid"]
+           "table2_configurations", "table2_grid"]
