@@ -4,6 +4,7 @@
 ``emorec split``     the paper's train/validation/test protocol for a raw SEWA-DB copy → a split file
 ``emorec extract``   faces of a video or a folder of videos → the crop cache (MTCNN, §3.2.1)
 ``emorec train``     one configuration of Table 1, 2 or the i3D grid (by name, or from a YAML file)
+``emorec run``       a grid's missing configurations as submitit jobs (local or SLURM); --dry-run: the plan
 ``emorec evaluate``  a checkpoint on a split, with the paper's metrics and post-processing (§3.4, §4.2)
 ``emorec predict``   valence/arousal of any video: CSV, figures, optional annotated MP4 (§6, ours)
 ``emorec book``      execute the chapters with papermill and build the HTML (what ``make book`` runs)
@@ -15,6 +16,7 @@ video without a face, a bad YAML file) end with one line on stderr and exit stat
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 import time
@@ -98,9 +100,6 @@ def _extract(args) -> int:
 # --------------------------------------------------------------------------------------------------
 # train: named configurations of the book's grids, or one from a YAML file
 # --------------------------------------------------------------------------------------------------
-
-CHAPTERS = {"table1": "04_3_finetuning", "table2": TABLE2_CHAPTER, "i3d": "04_5_i3d"}
-
 
 def profile_config(profile: str, params_file=None):
     """The typed configuration of ``profile`` (``params/<profile>.yaml`` with ``params_file`` over it,
@@ -187,50 +186,20 @@ def _describe(table: str, config: dict) -> str:
     return ", ".join(f"{k}={config.get(k)}" for k in keys)
 
 
-def _train_table2(config: dict, values: dict, profile: str, data_root, artefact_root) -> str:
+def _train_row(table: str, row: dict, cfg) -> str:
+    """Train (or load) one configuration as `emorec run` does; print its scores; the weights file."""
     from .experiments import ArtefactStore
-    from .experiments.corpus import prepare_corpus
-    from .experiments.finetuning import best_expression_checkpoint, identity_checkpoint
-    from .experiments.temporal import run_cnn_lstm
+    from .experiments.finetuning import TABLE
+    from .run import TRAIN
 
-    starts = {"VGG-Face": identity_checkpoint, "RAF-DB": best_expression_checkpoint}
-    if config.get("init") not in starts:
-        raise ValueError(f"table2 'init' must be one of {sorted(starts)}, got {config.get('init')!r}")
-    checkpoint = starts[config["init"]](artefact_root, profile, values["backbone_2d"])
-    corpus = prepare_corpus(data_root, profile, values["seed"], fps=config["fps"], sewa_root=values.get("sewa_root"),
-                            split_file=values.get("sewa_split_file"), progress=True)
-    row = run_cnn_lstm(config, corpus, checkpoint, ArtefactStore(artefact_root, profile))
-    _print_scores(row)
-    return str(Path(row["folder"]) / "model.pt")
-
-
-def _train_i3d(config: dict, values: dict, profile: str, data_root, artefact_root) -> str:
-    from .experiments import ArtefactStore
-    from .experiments import i3d
-    from .experiments.corpus import prepare_corpus
-
-    i3d.check_row(config)
-    corpus = prepare_corpus(data_root, profile, values["seed"], fps=config["fps"], sewa_root=values.get("sewa_root"),
-                            split_file=values.get("sewa_split_file"), progress=True)
-    row = i3d.run_i3d(config, corpus, ArtefactStore(artefact_root, profile), values["seed"])
-    if row.get("status") != "ok":
-        raise ValueError(f"this configuration cannot run: {row.get('status')}")
-    _print_scores(row)
-    return str(Path(row["folder"]) / "best.pt")
-
-
-def _train_table1(config: dict, values: dict, profile: str, data_root, artefact_root) -> str:
-    from .data.synthetic import ensure_raf_like
-    from .experiments import ArtefactStore
-    from .experiments.finetuning import TABLE, run_table1
-
-    identities = ensure_raf_like(data_root, profile, values["seed"])
-    raf = values.get("rafdb_root") or identities
-    result = run_table1([config], raf, artefact_root, profile, values["seed"], identity_root=identities).iloc[0]
-    if result["status"] != "ok":
+    result = TRAIN[table](row, cfg) if table == "table1" else TRAIN[table](row, cfg, progress=True)
+    if result.get("status", "ok") != "ok":
         raise ValueError(f"this configuration cannot run: {result['status']}")
-    print(f"test accuracy {result['accuracy']:.1f}% (validation {result['val_accuracy']:.1f}%)")
-    return str(ArtefactStore(artefact_root, profile).root / TABLE / result["key"] / "best.pt")
+    if table == "table1":
+        print(f"test accuracy {result['accuracy']:.1f}% (validation {result['val_accuracy']:.1f}%)")
+        return str(ArtefactStore(cfg.artefact_root, cfg.profile).root / TABLE / result["key"] / "best.pt")
+    _print_scores(result)
+    return str(Path(result["folder"]) / ("model.pt" if table == "table2" else "best.pt"))
 
 
 def _print_scores(row: dict) -> None:
@@ -253,13 +222,28 @@ def _train(args) -> int:
     if args.show:
         print(yaml.safe_dump({"table": table, "profile": profile, "config": config}, sort_keys=False), end="")
         return 0
-    values = profile_config(profile, args.params).chapter_values(CHAPTERS[table])
-    data_root = args.data_root or values.get("data_root", "data")
-    artefact_root = args.artefact_root or values.get("artefact_root", "artefacts")
+    cfg = profile_config(profile, args.params)
+    if args.data_root or args.artefact_root:
+        common = {**cfg.common, **{k: v for k, v in (("data_root", args.data_root),
+                                                     ("artefact_root", args.artefact_root)) if v}}
+        cfg = dataclasses.replace(cfg, common=common)
     print(f"training {table} ({profile}): {_describe(table, config)}", flush=True)
-    runner = {"table1": _train_table1, "table2": _train_table2, "i3d": _train_i3d}[table]
-    checkpoint = runner(config, values, profile, data_root, artefact_root)
+    checkpoint = _train_row(table, config, cfg)
     print(f"checkpoint: {checkpoint}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# run: the grids as submitit jobs, or the plan
+# --------------------------------------------------------------------------------------------------
+
+def _run(args) -> int:
+    from . import run
+
+    if args.dry_run:
+        print(run.plan(args.target, profile_config(args.profile, args.params)))
+        return 0
+    run.run(args.target, args.profile, args.params, launcher=args.launcher, gpus=args.gpus)
     return 0
 
 
@@ -445,6 +429,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default=None, metavar="FILE.yaml",
                    help="parameters file merged over the profile, as for the book (data roots, split file, weights)")
     p.set_defaults(run=_train)
+
+    p = commands.add_parser("run", help="run a grid's missing configurations as submitit jobs (or --dry-run: the plan)",
+                            description="Run every configuration of a grid that is not yet in the artefact store, "
+                                        "each as one submitit job, in dependency order (faces; Table 1; the video "
+                                        "models' initialisations; Table 2 and i3D): --launcher local runs them on "
+                                        "this machine, one GPU per job, --gpus at a time (one at a time without "
+                                        "CUDA); --launcher slurm submits them to SLURM. A finished configuration "
+                                        "is loaded, never retrained; an interrupted one resumes from its last "
+                                        "epoch checkpoint. --dry-run prints the plan: per grid configurations, "
+                                        "frames, optimisation steps, disk and GPU-hours.")
+    p.add_argument("target", choices=("faces", "table1", "table2", "i3d", "all"), help="what to run")
+    p.add_argument("--profile", default="cpu", choices=book.PROFILES, help="parameter set (default: %(default)s)")
+    p.add_argument("--params", default=None, metavar="FILE.yaml", help="parameters file merged over the profile")
+    p.add_argument("--launcher", default="local", choices=("local", "slurm"), help="where jobs run (default: %(default)s)")
+    p.add_argument("--gpus", type=COUNT, default=1, help="local: GPUs used at once, one job each (default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
+    p.set_defaults(run=_run)
 
     p = commands.add_parser("evaluate",
                             help="score a checkpoint on a split (the paper's metrics)",

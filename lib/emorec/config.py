@@ -114,11 +114,9 @@ class I3D:
 
 @dataclass(frozen=True)
 class Run:
-    """``emorec run``: ``keep_weights`` ("needed": only weights a later step reads; "all": every
-    configuration's) and the plan's assumed throughputs (frames/s per model kind, MTCNN frames/s)
+    """``emorec run``: the plan's assumed throughputs (training frames/s per model kind, MTCNN frames/s),
     used where no measurement of this device exists (labelled ASSUMED in the plan)."""
 
-    keep_weights: str = "needed"
     assumed_frames_per_s: dict = field(default_factory=dict)
     assumed_mtcnn_frames_per_s: float = 200.0
 

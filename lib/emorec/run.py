@@ -1,0 +1,417 @@
+"""``emorec run``: the book's grids as submitit jobs, outside the notebooks, and the plan (ours).
+
+Steps, in dependency order: ``faces`` (one job per video and frame rate: the crop cache, resumable
+per video), ``table1`` (one job per row; rows sharing an identity pre-training wait for the first),
+the video models' initialisations (in this process: they read Table 1's results), then ``table2``
+and ``i3d`` (one job per configuration). ``emorec run table2`` runs what Table 2 needs first.
+
+Every job goes through submitit: ``--launcher slurm`` uses ``AutoExecutor`` (one SLURM job per
+configuration, one GPU each); ``--launcher local`` uses ``LocalExecutor`` with one GPU per job
+(``CUDA_VISIBLE_DEVICES``), ``--gpus N`` jobs at a time; on a machine without CUDA, one job at a time.
+The artefact store decides what is done: a finished configuration loads in a second and is never
+retrained; an interrupted one resumes inside its ``.partial`` folder from its last epoch checkpoint
+(:func:`emorec.train.fit`). The chapters then find every result in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config as configuration
+from .paths import resolve
+
+STEPS = ("faces", "table1", "table2", "i3d")
+TARGETS = (*STEPS, "all")
+#: What each target runs, in order (the initialisations run before table2 and i3d).
+NEEDS = {"faces": ("faces",), "table1": ("table1",), "table2": ("faces", "table1", "table2"),
+         "i3d": ("faces", "table1", "i3d"), "all": STEPS}
+LAUNCHERS = ("local", "slurm")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: a step, the profile (and ``--params`` file) and which item of the step."""
+
+    step: str
+    profile: str
+    params_file: str | None
+    index: int | None = None  # a row of the step's grid
+    video: str | None = None  # faces: the video file
+    fps: float | None = None  # faces: the sampling rate
+
+    def describe(self) -> str:
+        return f"{self.step} {Path(self.video).name} at {self.fps:g} fps" if self.step == "faces" \
+            else f"{self.step}[{self.index}]"
+
+
+def _load(profile: str, params_file) -> configuration.Config:
+    from .book import set_weight_environment
+
+    cfg = configuration.load(profile, params_file)
+    set_weight_environment(cfg.common)
+    return cfg
+
+
+def grid_of(step: str, cfg: configuration.Config) -> list[dict]:
+    """The configurations of ``step`` (``table1``, ``table2`` or ``i3d``) in ``cfg``."""
+    if step == "table1":
+        from .experiments.finetuning import table1_grid
+
+        return table1_grid(cfg.table1)
+    if step == "table2":
+        from .experiments.temporal import table2_configurations
+
+        return table2_configurations(cfg.table2, cfg.seed)
+    if step == "i3d":
+        from .experiments.i3d import i3d_grid
+
+        return i3d_grid(cfg.i3d)
+    raise ValueError(f"unknown grid {step!r}; choose one of table1, table2, i3d")
+
+
+def face_rates(cfg: configuration.Config) -> list[float]:
+    """The frame rates the video models read crops at (Table 2's fps values and the i3D's)."""
+    return sorted({float(f) for f in cfg.table2.fps_values} | {float(cfg.i3d.settings["fps"])})
+
+
+def corpus_of(cfg: configuration.Config, fps: float, progress: bool = False):
+    """The SEWA(-like) corpus of ``cfg`` at ``fps``, faces extracted (:func:`prepare_corpus`)."""
+    from .experiments.corpus import prepare_corpus
+
+    c = cfg.common
+    return prepare_corpus(cfg.data_root, cfg.profile, cfg.seed, fps=fps, sewa_root=c.get("sewa_root"),
+                          split_file=c.get("sewa_split_file"), progress=progress)
+
+
+# --------------------------------------------------------------------------------------------------
+# One configuration (also what `emorec train` runs)
+# --------------------------------------------------------------------------------------------------
+
+def train_table1(row: dict, cfg: configuration.Config) -> dict:
+    """One Table-1 row, trained or loaded (§4.3); the result row of :func:`run_table1`."""
+    from .data.synthetic import ensure_raf_like
+    from .experiments.finetuning import run_table1
+
+    identities = ensure_raf_like(cfg.data_root, cfg.profile, cfg.seed)
+    raf = cfg.common.get("rafdb_root") or identities
+    return run_table1([row], raf, cfg.artefact_root, cfg.profile, cfg.seed, identity_root=identities).iloc[0].to_dict()
+
+
+def initial_checkpoint(init: str, cfg: configuration.Config) -> Path:
+    """The starting weights of a Table-2 configuration, as chapter 4.4 chooses them (§4.4)."""
+    from .experiments.finetuning import video_initialisation
+
+    got = video_initialisation(init, cfg.artefact_root, cfg.profile, cfg.table2.backbone_2d)
+    if got.checkpoint is None:
+        raise FileNotFoundError(f"initialisation {init}: {got.used}")
+    return got.checkpoint
+
+
+def train_table2(row: dict, cfg: configuration.Config, progress: bool = False) -> dict:
+    """One Table-2 configuration, trained or loaded (§4.4)."""
+    from .experiments import ArtefactStore
+    from .experiments.temporal import run_cnn_lstm
+
+    checkpoint = initial_checkpoint(row["init"], cfg)
+    return run_cnn_lstm(row, corpus_of(cfg, row["fps"], progress), checkpoint,
+                        ArtefactStore(cfg.artefact_root, cfg.profile))
+
+
+def train_i3d(row: dict, cfg: configuration.Config, progress: bool = False) -> dict:
+    """One i3D configuration, trained or loaded (§4.5)."""
+    from .experiments import ArtefactStore
+    from .experiments import i3d
+
+    i3d.check_row(row)
+    return i3d.run_i3d(row, corpus_of(cfg, row["fps"], progress), ArtefactStore(cfg.artefact_root, cfg.profile),
+                       cfg.seed)
+
+
+TRAIN = {"table1": train_table1, "table2": train_table2, "i3d": train_i3d}
+
+
+def extract_video(video: str, fps: float, cfg: configuration.Config) -> dict:
+    """The crops of one video at ``fps`` into the corpus's crop cache (§3.2.1); resumable per video."""
+    from .data.faces import FaceExtractor, extract_corpus
+    from .experiments.corpus import face_cache_root
+
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    root = face_cache_root(cfg.data_root, cfg.profile, fps, cfg.common.get("sewa_root"))
+    track = next(iter(extract_corpus([video], root, fps=fps, extractor=FaceExtractor(device=device),
+                                     progress=False).values()))
+    return {"video": video, "fps": fps, "faces": len(track.crops), "frames": len(track.frames)}
+
+
+def run_job(job: Job) -> dict:
+    """What one submitit job runs (a top-level function, so submitit can pickle it)."""
+    cfg = _load(job.profile, job.params_file)
+    if job.step == "faces":
+        return extract_video(job.video, job.fps, cfg)
+    row = grid_of(job.step, cfg)[job.index]
+    result = TRAIN[job.step](row, cfg)
+    return {"step": job.step, "index": job.index, "status": result.get("status", "ok")}
+
+
+# --------------------------------------------------------------------------------------------------
+# Launching
+# --------------------------------------------------------------------------------------------------
+
+def _cuda_devices() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def executors(launcher: str, gpus: int, folder: Path) -> list:
+    """The submitit executors jobs go to: one per concurrent slot (local), or one AutoExecutor (SLURM)."""
+    import submitit
+
+    if launcher == "slurm":
+        executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+        executor.update_parameters(gpus_per_node=1, tasks_per_node=1, timeout_min=24 * 60, name="emorec")
+        return [executor]
+    if launcher != "local":
+        raise ValueError(f"unknown launcher {launcher!r}; choose one of {', '.join(LAUNCHERS)}")
+    slots = []
+    for gpu in range(gpus if _cuda_devices() else 1):
+        executor = submitit.LocalExecutor(folder=folder / "%j")
+        executor.update_parameters(timeout_min=24 * 60, **(dict(gpus_per_node=1, visible_gpus=[gpu])
+                                                           if _cuda_devices() else {}))
+        slots.append(executor)
+    return slots
+
+
+def launch(jobs: list[Job], slots: list, at_once: int | None, report=print) -> list[dict]:
+    """Run ``jobs`` through submitit, ``at_once`` at a time (None: all at once, as on SLURM, whose queue
+    decides), and return their results in order. A failed job raises, naming it and its log."""
+    results = []
+    width = at_once or len(jobs)
+    for start in range(0, len(jobs), width):
+        batch = jobs[start:start + width]
+        submitted = [(job, slots[i % len(slots)].submit(run_job, job)) for i, job in enumerate(batch)]
+        for job, handle in submitted:
+            try:
+                results.append(handle.result())
+            except Exception as err:  # submitit wraps the job's error: name the job and its log
+                raise RuntimeError(f"job {job.describe()} failed (log: {handle.paths.stderr}): "
+                                   f"{' '.join(str(err).split())[-400:]}") from None
+            report(f"  done: {job.describe()}")
+    return results
+
+
+def face_jobs(cfg: configuration.Config, params_file) -> list[Job]:
+    """One job per video and frame rate of the corpus in use."""
+    from .experiments.corpus import sewa_index
+
+    c = cfg.common
+    index = sewa_index(cfg.data_root, cfg.profile, cfg.seed, c.get("sewa_root"), c.get("sewa_split_file"))
+    return [Job("faces", cfg.profile, params_file, video=str(v), fps=fps)
+            for fps in face_rates(cfg) for v in index["video_path"]]
+
+
+def table1_waves(cfg: configuration.Config, params_file) -> list[list[Job]]:
+    """Table 1's rows in two waves: first one row per identity pre-training (which it trains and
+    caches), then every other row (which finds that pre-training in the store)."""
+    grid = grid_of("table1", cfg)
+    first = {}
+    for i, row in enumerate(grid):
+        if row["source"] == "identity":
+            first.setdefault(row["backbone"], i)
+    lead = sorted(first.values())
+    return [[Job("table1", cfg.profile, params_file, index=i) for i in lead],
+            [Job("table1", cfg.profile, params_file, index=i) for i in range(len(grid)) if i not in lead]]
+
+
+def run(target: str, profile: str, params_file=None, launcher: str = "local", gpus: int = 1,
+        report=print) -> dict:
+    """Run every configuration of ``target`` (and what it needs) not yet in the artefact store."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    params_file = str(Path(params_file).resolve()) if params_file else None
+    cfg = _load(profile, params_file)
+    folder = resolve(cfg.artefact_root) / profile / "submitit"
+    slots = executors(launcher, gpus, folder)
+    done = {}
+    for step in NEEDS[target]:
+        if step == "faces":
+            waves = [face_jobs(cfg, params_file)]
+        elif step == "table1":
+            waves = table1_waves(cfg, params_file)
+        else:
+            waves = [[Job(step, profile, params_file, index=i) for i in range(len(grid_of(step, cfg)))]]
+        report(f"[{profile}] {step}: {sum(map(len, waves))} jobs ({launcher}, {len(slots)} at a time)")
+        before = _finished(cfg, step)
+        at_once = None if launcher == "slurm" else len(slots)
+        done[step] = [r for wave in waves if wave for r in launch(wave, slots, at_once, report)]
+        if step == "table1":
+            _index_table1(cfg)
+        trained = _finished(cfg, step) - before
+        report(f"[{profile}] {step}: {len(done[step])} done, {len(trained)} trained now"
+               + ("" if step != "faces" else " (faces: crop-cache entries made now)"))
+        done[step + "_trained"] = len(trained)
+    return done
+
+
+_STORE_TABLES = {"table1": "table1", "table2": "table2", "i3d": "table6_i3d"}
+
+
+def _finished(cfg: configuration.Config, step: str) -> set[str]:
+    """Names of the finished artefact folders of ``step`` (crop-cache entries for faces)."""
+    if step == "faces":
+        from .experiments.corpus import face_cache_root
+
+        roots = [face_cache_root(cfg.data_root, cfg.profile, f, cfg.common.get("sewa_root")) for f in face_rates(cfg)]
+        return {str(p) for r in roots if r.is_dir() for p in r.glob("*/meta.json")}
+    folder = resolve(cfg.artefact_root) / cfg.profile / _STORE_TABLES[step]
+    return {p.parent.name for p in folder.glob("*/result.json")} if folder.is_dir() else set()
+
+
+def _index_table1(cfg: configuration.Config) -> None:
+    """Table 1's index of the whole grid (the video models' initialisations read it): every row is
+    in the store by now, so this loads them."""
+    from .data.synthetic import ensure_raf_like
+    from .experiments.finetuning import run_table1
+
+    identities = ensure_raf_like(cfg.data_root, cfg.profile, cfg.seed)
+    run_table1(grid_of("table1", cfg), cfg.common.get("rafdb_root") or identities, cfg.artefact_root,
+               cfg.profile, cfg.seed, identity_root=identities)
+
+
+# --------------------------------------------------------------------------------------------------
+# The plan (--dry-run)
+# --------------------------------------------------------------------------------------------------
+
+CROP_BYTES = 100 * 80 * 3  # one uint8 crop of the paper's 100×80 (§3.2.1)
+#: SEWA-DB's length the issue states (1,525 minutes of video), for the real corpus's line of the plan.
+SEWA_DB_MINUTES = 1525
+#: Weight files a finished configuration holds today, in units of the model's fp32 weights: the last
+#: epoch checkpoint with Adam's two moments (3), ``best.pt`` (1), and Table 2's ``model.pt`` (1).
+STORED_COPIES = {"table1": 4, "table2": 5, "i3d": 4}
+MODEL_KIND = {"table1": "cnn2d", "table2": "cnn_lstm", "i3d": "i3d"}
+
+
+def measured_throughput(cfg: configuration.Config) -> dict | None:
+    """``artefacts/<profile>/throughput.json`` (written by ``benchmarks/train_step.py --json``) when it
+    was measured on this machine's kind of device, else None."""
+    path = resolve(cfg.artefact_root) / cfg.profile / "throughput.json"
+    if not path.is_file():
+        return None
+    measured = json.loads(path.read_text())
+    return measured if measured.get("device") == _device_name() else None
+
+
+def _device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def _weights_bytes(step: str, row: dict, cfg: configuration.Config) -> int:
+    """fp32 bytes of the model of one configuration, counted on the meta device (no memory)."""
+    import torch
+
+    from .models import build_model
+
+    if step == "table1":
+        spec = dict(kind="cnn2d", backbone=row["backbone"], task="classification", width=row["width"],
+                    pool_size=list(row["pool_size"]))
+    elif step == "table2":
+        width = 1.0 if row["backbone"] == "finetune" else cfg.table1.width  # frozen: Table 1's thin checkpoint
+        spec = dict(kind="cnn_lstm", backbone=cfg.table2.backbone_2d, width=width,
+                    hidden_size=row["hidden_size"], head_units=row["head_units"], pool_size=row["pool"])
+    else:
+        spec = dict(kind="i3d", backbone=row["backbone"], width=row["width"], preset="C2")
+    with torch.device("meta"):
+        model = build_model(spec, pretrained=False)
+    return 4 * sum(p.numel() for p in model.parameters())
+
+
+def _clips(n_frames: int, seq_len: int, overlap: float) -> int:
+    step = max(1, round(seq_len * (1 - overlap)))  # DESIGN §6: step = round(SL × (1 − OR))
+    return 0 if n_frames < seq_len else (n_frames - seq_len) // step + 1
+
+
+def grid_plan(step: str, cfg: configuration.Config, frames_per_s: float) -> dict:
+    """Configurations, frames per epoch, optimisation steps, disk and hours of one grid (upper bounds:
+    every configuration runs all its epochs; early stopping ends most sooner)."""
+    grid = grid_of(step, cfg)
+    sewa = cfg.corpus.sewa
+    frames = steps = 0
+    for row in grid:
+        if step == "table1":
+            n = round(cfg.corpus.rafdb["n_train"] * (1 - row["val_fraction"]))
+            epochs = row["epochs"] + (row["pretrain"]["epochs"] if row["pretrain"] else 0)
+            per_epoch, batches = n, math.ceil(n / row["batch_size"])
+        else:
+            clips = sewa["n_train"] * _clips(int(sewa["duration_s"] * row["fps"]), row["seq_len"], row["overlap"])
+            epochs, per_epoch, batches = row["epochs"], clips * row["seq_len"], math.ceil(clips / row["batch_size"])
+        frames += epochs * per_epoch
+        steps += epochs * batches
+    weights = _weights_bytes(step, grid[0], cfg) if grid else 0
+    return {"grid": step, "configurations": len(grid), "frames per epoch (first)": _first_epoch(step, grid, cfg),
+            "optimisation steps": steps, "frames trained": frames, "GB": len(grid) * weights * STORED_COPIES[step] / 1e9,
+            "GPU-hours": frames / frames_per_s / 3600}
+
+
+def _first_epoch(step: str, grid: list[dict], cfg: configuration.Config) -> int:
+    if not grid:
+        return 0
+    row = grid[0]
+    if step == "table1":
+        return round(cfg.corpus.rafdb["n_train"] * (1 - row["val_fraction"]))
+    sewa = cfg.corpus.sewa
+    return sewa["n_train"] * _clips(int(sewa["duration_s"] * row["fps"]), row["seq_len"], row["overlap"]) * row["seq_len"]
+
+
+def faces_plan(cfg: configuration.Config, frames_per_s: float) -> list[dict]:
+    """Face extraction: sampled frames, crop-cache disk and hours, for this profile's corpus and for
+    the real SEWA-DB (1,525 minutes) at the same rates."""
+    sewa = cfg.corpus.sewa
+    seconds = (sewa["n_train"] + sewa["n_val"] + sewa["n_test"]) * sewa["duration_s"]
+    rows = []
+    for name, total in ((f"{cfg.profile} corpus" if not cfg.common.get("sewa_root") else "sewa_root", seconds),
+                        ("real SEWA-DB (1,525 min)", SEWA_DB_MINUTES * 60)):
+        for fps in face_rates(cfg):
+            n = int(total * fps)
+            rows.append({"corpus": name, "fps": fps, "frames": n, "crop cache GB": n * CROP_BYTES / 1e9,
+                         "hours": n / frames_per_s / 3600})
+    return rows
+
+
+def plan(target: str, cfg: configuration.Config) -> str:
+    """The ``--dry-run`` report: per grid configurations, frames, steps, disk and time, and totals."""
+    import pandas as pd
+
+    measured = measured_throughput(cfg)
+    rates = (measured or {}).get("frames_per_s") or cfg.run.assumed_frames_per_s
+    mtcnn = (measured or {}).get("mtcnn_frames_per_s") or cfg.run.assumed_mtcnn_frames_per_s
+    source = (f"MEASURED on {measured['device']} ({measured.get('source', 'benchmarks/train_step.py')})" if measured
+              else f"ASSUMED (params/{cfg.profile}.yaml, run: assumed_*; not measured on this device)")
+    lines = [f"plan for `emorec run {target} --profile {cfg.profile}` (nothing is run)",
+             f"throughput {source}: training frames/s {rates}; MTCNN frames/s {mtcnn}", ""]
+    steps = NEEDS[target]
+    total_hours = total_gb = 0.0
+    if "faces" in steps:
+        faces = pd.DataFrame(faces_plan(cfg, mtcnn))
+        lines += ["faces (one job per video and frame rate):", faces.to_string(index=False, float_format="{:.2f}".format), ""]
+        mine = faces[faces["corpus"] != "real SEWA-DB (1,525 min)"]
+        total_hours += mine["hours"].sum()
+        total_gb += mine["crop cache GB"].sum()
+    grids = [grid_plan(s, cfg, float(rates[MODEL_KIND[s]])) for s in steps if s != "faces"]
+    if grids:
+        table = pd.DataFrame(grids)
+        lines += ["grids (upper bounds: every configuration runs all its epochs; disk as stored today: the "
+                  "last epoch checkpoint with Adam state, best.pt, and Table 2's model.pt):",
+                  table.to_string(index=False, float_format="{:.2f}".format), ""]
+        total_hours += table["GPU-hours"].sum()
+        total_gb += table["GB"].sum()
+    lines.append(f"total: {total_hours:.1f} GPU-hours ({total_hours / 24:.1f} GPU-days), {total_gb:.1f} GB "
+                 f"— computed from the throughput above, {'measured' if measured else 'ASSUMED'}")
+    return "\n".join(lines)
