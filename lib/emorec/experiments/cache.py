@@ -19,6 +19,7 @@ import hashlib
 import importlib.util
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -92,6 +93,28 @@ class Experiment:
 ARTEFACT_KIND = "artefact folder"
 
 
+class NotRunYet(LookupError):
+    """An experiment is not in the store and this chapter does not train (``train_missing: false``)."""
+
+
+_read_only: list[str] = []  # the command that would train what is missing, while read_only is active
+
+
+@contextmanager
+def read_only(command: str | None):
+    """Inside, :meth:`ArtefactStore.run` raises :class:`NotRunYet` ("not run yet — `<command>`") for an
+    experiment not in the store instead of training it; ``command`` None changes nothing (ours: the
+    chapters of a profile whose grids ``emorec run`` trains, chapter parameter ``train_missing``)."""
+    if command is None:
+        yield
+        return
+    _read_only.append(command)
+    try:
+        yield
+    finally:
+        _read_only.pop()
+
+
 def _write_json(path: Path, obj: Any) -> None:
     storage.write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 
@@ -119,6 +142,8 @@ class ArtefactStore:
         done = self.load(experiment)
         if done is not None:
             return done
+        if _read_only:
+            raise NotRunYet(f"not run yet — `{_read_only[-1]}`")
         final = self.folder(experiment)
         work = final.with_name(final.name + ".partial")
         # Refused before the work, not after it: a folder at ``final`` that emorec did not make.

@@ -44,7 +44,7 @@ from ..data.clips import ClipDataset, resize_frames
 from ..models import BLOCKS, I3D, PAPER_NAMES, PRESETS, imagenet_weights_file, parameter_counts, vggface_weights_file
 from ..train import TrainConfig, fit, predict
 from ..train import checkpoint as ckpt
-from .cache import ArtefactStore, Experiment
+from .cache import ArtefactStore, Experiment, NotRunYet
 from .corpus import SPLITS, TARGETS, Corpus, VideoRecord
 from .evaluation import SplitPredictions, evaluate_splits, spread_clip_predictions, timeline_predictions
 
@@ -415,8 +415,15 @@ def load_predictions(folder, split: str = "test") -> dict[str, np.ndarray]:
 
 
 def run_grid(grid: list[dict], corpus: Corpus, store: ArtefactStore, seed: int = 0) -> pd.DataFrame:
-    """Every row of a grid (:func:`run_i3d`), as a DataFrame with one row per configuration."""
-    return pd.DataFrame([run_i3d(row, corpus, store, seed) for row in grid])
+    """Every row of a grid (:func:`run_i3d`), as a DataFrame with one row per configuration; a row not
+    in the store while :func:`~emorec.experiments.cache.read_only` is active has its status say so."""
+    rows = []
+    for row in grid:
+        try:
+            rows.append(run_i3d(row, corpus, store, seed))
+        except NotRunYet as err:
+            rows.append({**row, "status": str(err)})
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------------------
