@@ -1,0 +1,93 @@
+"""emorec run: the plan, the read-only chapters, and a grid killed mid-training that resumes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from emorec import config, run
+from emorec.experiments import ArtefactStore, Experiment, NotRunYet, read_only
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_dry_run_plans_every_grid_of_the_paper_profile_and_labels_its_assumptions():
+    text = run.plan("all", config.load("paper", root=REPO))
+    assert "ASSUMED" in text and "nothing is run" in text
+    lines = {line.split()[0]: line.split() for line in text.splitlines() if line.split()[:1] in
+             (["table1"], ["table2"], ["i3d"])}
+    assert lines["table1"][1] == "26" and lines["table2"][1] == "72" and lines["i3d"][1] == "312"
+    assert "4575000" in text  # 1,525 min of SEWA-DB at 50 fps
+    assert "109.80" in text  # ... as 100x80x3 crops: GB
+    total = next(line for line in text.splitlines() if line.startswith("total:"))
+    assert "GPU-hours" in total and "GB" in total and "ASSUMED" in total
+
+
+def test_a_measured_throughput_replaces_the_assumed_one(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(f"common:\n  artefact_root: {tmp_path}\n")
+    cfg = config.load("smoke", mine, root=REPO)
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / "throughput.json").write_text(json.dumps(
+        {"device": run._device_name(), "frames_per_s": {"cnn2d": 1e9, "cnn_lstm": 1e9, "i3d": 1e9},
+         "mtcnn_frames_per_s": 1e9, "source": "test"}))
+    text = run.plan("table1", cfg)
+    assert "MEASURED" in text and "ASSUMED" not in text and "total: 0.0 GPU-hours" in text
+
+
+def test_cli_dry_run(capsys):
+    from emorec import cli
+
+    assert cli.main(["run", "i3d", "--profile", "cpu", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "i3d" in out and "table2" not in out.split("grids")[1] and "faces" in out
+
+
+def test_read_only_reports_a_missing_experiment_and_trains_nothing(tmp_path):
+    store = ArtefactStore(tmp_path, "smoke")
+    exp = Experiment("t", {"a": 1})
+    with read_only("emorec run table2 --profile paper"):
+        with pytest.raises(NotRunYet, match="not run yet — `emorec run table2 --profile paper`"):
+            store.run(exp, lambda work: pytest.fail("trained in a read-only chapter"))
+    assert not (tmp_path / "smoke" / "t").exists()
+    assert store.run(exp, lambda work: {"x": 2}) == {"x": 2}
+    with read_only("emorec run table2 --profile paper"):
+        assert store.run(exp, lambda work: pytest.fail("retrained")) == {"x": 2}  # what exists is read
+
+
+def _run(params: Path, step: str = "table1") -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "emorec.cli", "run", step, "--profile", "smoke", "--params",
+                             str(params), "--launcher", "local"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _results(root: Path) -> dict:
+    return {p.parent.name: {k: v for k, v in json.loads(p.read_text()).items() if k != "seconds"}
+            for p in (root / "smoke" / "table1").glob("*/result.json")}
+
+
+def test_a_grid_killed_mid_training_resumes_and_a_second_run_trains_nothing(tmp_path):
+    params = tmp_path / "mine.yaml"
+    params.write_text(f"common:\n  artefact_root: {tmp_path / 'artefacts'}\n")
+    proc = _run(params)
+    partial = tmp_path / "artefacts" / "smoke" / "table1_identity"
+    deadline = time.monotonic() + 600
+    while not list(partial.glob("*.partial/**/checkpoint.pt")):  # an epoch checkpoint of the first job
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its submitit job
+    proc.wait()
+    assert not _results(tmp_path / "artefacts")
+    out = subprocess.run(_run(params).args, cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    resumed = _results(tmp_path / "artefacts")
+    assert len(resumed) == 2 and "2 trained now" in out.stdout  # the smoke grid's two runnable rows
+    assert not list((tmp_path / "artefacts").rglob("*.partial"))
+    again = subprocess.run(_run(params).args, cwd=REPO, capture_output=True, text=True)
+    assert again.returncode == 0 and "0 trained now" in again.stdout, again.stdout + again.stderr
+    assert _results(tmp_path / "artefacts") == resumed
