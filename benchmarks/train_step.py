@@ -14,13 +14,19 @@ side by side in the same run (``fast/fp32`` = the speed-up). Printed as a table.
 
     .venv/bin/python benchmarks/train_step.py                      # cpu size only
     .venv/bin/python benchmarks/train_step.py --sizes cpu paper    # both (slow on CPU)
+    .venv/bin/python benchmarks/train_step.py --sizes paper --json artefacts/paper/throughput.json
+
+``--json`` writes the training frames per second of each model kind (the fastest mode measured) for
+``emorec run --dry-run``, which uses it in place of the assumed throughputs on the same device.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -35,6 +41,8 @@ SIZES = {
     "paper": dict(width=1.0, input_size=(100, 80), seq_len=64, lstm_units=1024),
 }
 MODELS = ("vgg16_2d", "vgg16_cnn_lstm", "vgg16_i3d", "resnet50_i3d")
+#: The plan's model kinds (emorec.run.MODEL_KIND) each benchmark entry measures.
+KINDS = {"vgg16_2d": "cnn2d", "vgg16_cnn_lstm": "cnn_lstm", "vgg16_i3d": "i3d"}
 
 
 def model_and_batch(name: str, size: dict, batch: int):
@@ -92,6 +100,8 @@ def main() -> None:
                         help="timed steps (default 5; 1 at paper size on CPU, where one step takes minutes)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="untimed steps first (default 1; 0 at paper size on CPU)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="write frames/s per model kind (for `emorec run --dry-run`) to this file")
     args = parser.parse_args()
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
@@ -114,14 +124,32 @@ def main() -> None:
             if device.type == "cuda":
                 fast = time_steps(model_cfg, shape, task, device, True, warmup, steps)
                 row.update({"bf16+CL s/step": fast, "bf16+CL steps/s": 1 / fast, "fast/fp32": fp32 / fast})
+            row["frames/s"] = _frames(shape) / min(fp32, row.get("bf16+CL s/step", fp32))
             rows.append(row)
             print(_line(row), flush=True)
     print()
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if args.json:
+        write_throughput(args.json, rows, device)
     if device.type != "cuda":
         if "paper" in args.sizes:
             print("\nPaper-size steps on CPU are single steps without warm-up (one-time set-up included).")
         print("\nCUDA not available: the bf16 autocast + channels_last vs fp32 comparison was not run.")
+
+
+def _frames(shape) -> int:
+    """Frames in one batch: images, or clips × frames per clip."""
+    return shape[0] * (shape[2] if len(shape) == 5 else 1)
+
+
+def write_throughput(path: Path, rows: list[dict], device: torch.device) -> None:
+    """frames/s per model kind of the last size measured, with the device's name, as JSON."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    rates = {KINDS[r["model"]]: r["frames/s"] for r in rows if r["model"] in KINDS}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"device": name, "frames_per_s": rates, "size": rows[-1]["size"],
+                                "source": "benchmarks/train_step.py"}, indent=1))
+    print(f"throughput written to {path}")
 
 
 def _batch(args, size_name: str, name: str, device: torch.device) -> int:
