@@ -66,28 +66,55 @@ def _run(params: Path, step: str = "table1") -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+def _finish(params: Path) -> str:
+    proc = _run(params)
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out
+    return out
+
+
 def _results(root: Path) -> dict:
     return {p.parent.name: {k: v for k, v in json.loads(p.read_text()).items() if k != "seconds"}
             for p in (root / "smoke" / "table1").glob("*/result.json")}
 
 
-def test_a_grid_killed_mid_training_resumes_and_a_second_run_trains_nothing(tmp_path):
-    params = tmp_path / "mine.yaml"
-    params.write_text(f"common:\n  artefact_root: {tmp_path / 'artefacts'}\n")
-    proc = _run(params)
-    partial = tmp_path / "artefacts" / "smoke" / "table1_identity"
+def _one_row_grid(path: Path, artefacts: Path) -> Path:
+    """The smoke profile with Table 1 cut to one row of three epochs, results under ``artefacts``."""
+    path.write_text(f"common:\n  artefact_root: {artefacts}\n04_3_finetuning:\n  rows: [[vgg16_bn, identity, Full]]\n"
+                    f"  epochs: 3\n  patience: 3\n")
+    return path
+
+
+def test_a_grid_killed_mid_training_resumes_to_the_same_result_and_a_rerun_trains_nothing(tmp_path):
+    killed = _one_row_grid(tmp_path / "killed.yaml", tmp_path / "killed")
+    proc = _run(killed)
+    work = tmp_path / "killed" / "smoke" / "table1"
     deadline = time.monotonic() + 600
-    while not list(partial.glob("*.partial/**/checkpoint.pt")):  # an epoch checkpoint of the first job
+    while not list(work.glob("*.partial/checkpoint.pt")):  # the row's first epoch is saved
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its submitit job
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its submitit job, mid-training
     proc.wait()
-    assert not _results(tmp_path / "artefacts")
-    out = subprocess.run(_run(params).args, cwd=REPO, capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout + out.stderr
-    resumed = _results(tmp_path / "artefacts")
-    assert len(resumed) == 2 and "2 trained now" in out.stdout  # the smoke grid's two runnable rows
-    assert not list((tmp_path / "artefacts").rglob("*.partial"))
-    again = subprocess.run(_run(params).args, cwd=REPO, capture_output=True, text=True)
-    assert again.returncode == 0 and "0 trained now" in again.stdout, again.stdout + again.stderr
-    assert _results(tmp_path / "artefacts") == resumed
+    assert not _results(tmp_path / "killed")
+    out = _finish(killed)
+    assert "1 trained now" in out, out
+    assert not list((tmp_path / "killed").rglob("*.partial"))
+    clean = _finish(_one_row_grid(tmp_path / "clean.yaml", tmp_path / "clean"))  # never interrupted
+    assert _results(tmp_path / "killed") == _results(tmp_path / "clean") and len(_results(tmp_path / "clean")) == 1
+    again = _finish(killed)
+    assert "0 trained now" in again, again
+
+
+def test_a_finished_configuration_keeps_no_epoch_checkpoint(tmp_path):
+    store = ArtefactStore(tmp_path, "smoke")
+
+    def train(work):  # what fit leaves: the resumable state and the best weights, here and in a sub-folder
+        for folder in (work, work / "train"):
+            folder.mkdir(exist_ok=True)
+            (folder / "checkpoint.pt").write_bytes(b"weights + Adam state")
+            (folder / "best.pt").write_bytes(b"weights")
+        return {"ok": True}
+
+    store.run(Experiment("t", {"a": 1}), train)
+    folder = store.folder(Experiment("t", {"a": 1}))
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*.pt")) == ["best.pt", "train/best.pt"]

@@ -297,9 +297,12 @@ def _index_table1(cfg: configuration.Config) -> None:
 CROP_BYTES = 100 * 80 * 3  # one uint8 crop of the paper's 100×80 (§3.2.1)
 #: SEWA-DB's length the issue states (1,525 minutes of video), for the real corpus's line of the plan.
 SEWA_DB_MINUTES = 1525
-#: Weight files a finished configuration holds today, in units of the model's fp32 weights: the last
-#: epoch checkpoint with Adam's two moments (3), ``best.pt`` (1), and Table 2's ``model.pt`` (1).
-STORED_COPIES = {"table1": 4, "table2": 5, "i3d": 4}
+#: Weight files a finished configuration keeps, in units of the model's fp32 weights: ``best.pt``, and
+#: Table 2's ``model.pt`` beside the trainer's ``best.pt`` (epoch checkpoints are deleted when a
+#: configuration finishes, :func:`emorec.experiments.cache.drop_epoch_checkpoints`).
+STORED_COPIES = {"table1": 1, "table2": 2, "i3d": 1}
+#: ... and a configuration while it trains: its epoch checkpoint (weights and Adam's two moments) too.
+TRAINING_COPIES = 3
 MODEL_KIND = {"table1": "cnn2d", "table2": "cnn_lstm", "i3d": "i3d"}
 
 
@@ -413,8 +416,9 @@ def plan(target: str, cfg: configuration.Config) -> str:
     grids = [grid_plan(s, cfg, float(rates[MODEL_KIND[s]])) for s in steps if s != "faces"]
     if grids:
         table = pd.DataFrame(grids)
-        lines += ["grids (upper bounds: every configuration runs all its epochs; disk as stored today: the "
-                  "last epoch checkpoint with Adam state, best.pt, and Table 2's model.pt):",
+        lines += ["grids (upper bounds: every configuration runs all its epochs; disk of the finished "
+                  "configurations: best.pt, and Table 2's model.pt; a configuration in training holds "
+                  f"{TRAINING_COPIES}x its weights more, its epoch checkpoint):",
                   table.to_string(index=False, float_format="{:.2f}".format), ""]
         total_hours += table["GPU-hours"].sum()
         total_gb += table["GB"].sum()

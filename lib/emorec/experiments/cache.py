@@ -10,7 +10,9 @@ Each experiment writes ``artefacts/<profile>/<table>/<key>/`` holding ``config.j
 
 A run works inside ``<key>.partial/`` and is renamed to ``<key>/`` only when it has finished, so a
 killed run never looks finished; the next call resumes inside the same ``.partial`` folder (the
-trainer picks up its last checkpoint there).
+trainer picks up its last checkpoint there). A finished run keeps no epoch checkpoint: the
+trainer's ``checkpoint.pt`` files (weights, optimiser state, RNG) exist only to resume, and are
+deleted when the run finishes (disk budget; ``best.pt`` and the run's own files stay).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Callable, Iterable
 
 from .. import storage
 from ..paths import resolve
+from ..train.checkpoint import CHECKPOINT as EPOCH_CHECKPOINT
 
 SMALL_FILE = 1 << 20  # data files up to 1 MiB are hashed whole; larger ones by size and head/tail
 
@@ -119,6 +122,13 @@ def _write_json(path: Path, obj: Any) -> None:
     storage.write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
+def drop_epoch_checkpoints(work: Path) -> None:
+    """Delete the trainer's resumable state (``checkpoint.pt``, :mod:`emorec.train.checkpoint`) under a
+    finished run's working folder, which emorec made (ours: about 3× the weights per run, with Adam)."""
+    for path in work.rglob(EPOCH_CHECKPOINT):
+        path.unlink()
+
+
 class ArtefactStore:
     """``artefacts/<profile>/`` as a cache of finished experiments."""
 
@@ -153,6 +163,7 @@ class ArtefactStore:
         _write_json(work / "config.json", {"table": experiment.table, "config": experiment.config,
                                            "data": experiment.data, "modules": list(experiment.modules)})
         result = fn(work)
+        drop_epoch_checkpoints(work)
         _write_json(work / "result.json", result)
         storage.swap_in(work, final, ARTEFACT_KIND, lambda name: True, "another artefact root")
         return json.loads((final / "result.json").read_text())
