@@ -95,3 +95,20 @@ def test_the_cli_builds_every_grid_without_reading_a_chapter():
             "print(n)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[6, 16, 4]"
+
+
+def test_the_book_injects_only_declared_keys_and_rejects_keys_neither_declares(tmp_path):
+    from emorec import book
+
+    page = book.Page("chapters/04_3_finetuning", REPO / "chapters" / "04_3_finetuning.md")
+    declared = book.declared_parameters(page)
+    params = book.load_profile(REPO, "smoke")
+    injected = book.chapter_parameters(params, page, declared)
+    assert injected["train_missing"] is True and "rows" not in injected and "lr" not in injected  # read by config
+    params["04_3_finetuning"]["lrr"] = 1.0
+    with pytest.raises(book.BookError, match="lrr"):
+        book.chapter_parameters(params, page, declared)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("04_3_finetuning:\n  epochs: 1\nrun:\n  assumed_mtcnn_frames_per_s: 9\n")
+    merged = book.load_params(REPO, "smoke", mine)  # typed keys of a chapter section and the run section
+    assert merged.values["04_3_finetuning"]["epochs"] == 1 and merged.values["run"]["assumed_mtcnn_frames_per_s"] == 9
