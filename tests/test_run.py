@@ -97,12 +97,12 @@ def test_a_grid_killed_mid_training_resumes_to_the_same_result_and_a_rerun_train
     proc.wait()
     assert not _results(tmp_path / "killed")
     out = _finish(killed)
-    assert "1 trained now" in out, out
+    assert "table1: 1 of 1 to run" in out, out
     assert not list((tmp_path / "killed").rglob("*.partial"))
     clean = _finish(_one_row_grid(tmp_path / "clean.yaml", tmp_path / "clean"))  # never interrupted
     assert _results(tmp_path / "killed") == _results(tmp_path / "clean") and len(_results(tmp_path / "clean")) == 1
     again = _finish(killed)
-    assert "0 trained now" in again, again
+    assert "table1: 0 of 1 to run" in again, again  # the store has it: no job at all
 
 
 def test_a_finished_configuration_keeps_no_epoch_checkpoint(tmp_path):

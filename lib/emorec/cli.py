@@ -190,9 +190,9 @@ def _train_row(table: str, row: dict, cfg) -> str:
     """Train (or load) one configuration as `emorec run` does; print its scores; the weights file."""
     from .experiments import ArtefactStore
     from .experiments.finetuning import TABLE
-    from .run import TRAIN
+    from .run import TRAIN, Inputs
 
-    result = TRAIN[table](row, cfg) if table == "table1" else TRAIN[table](row, cfg, progress=True)
+    result = TRAIN[table]([row], Inputs(cfg, progress=True))[0]
     if result.get("status", "ok") != "ok":
         raise ValueError(f"this configuration cannot run: {result['status']}")
     if table == "table1":

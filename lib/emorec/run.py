@@ -8,9 +8,11 @@ and ``i3d`` (one job per configuration). ``emorec run table2`` runs what Table 2
 Every job goes through submitit: ``--launcher slurm`` uses ``AutoExecutor`` (one SLURM job per
 configuration, one GPU each); ``--launcher local`` uses ``LocalExecutor`` with one GPU per job
 (``CUDA_VISIBLE_DEVICES``), ``--gpus N`` jobs at a time; on a machine without CUDA, one job at a time.
-The artefact store decides what is done: a finished configuration loads in a second and is never
-retrained; an interrupted one resumes inside its ``.partial`` folder from its last epoch checkpoint
-(:func:`emorec.train.fit`). The chapters then find every result in the store.
+The artefact store decides what is done: each configuration is first looked up in it read-only
+(:func:`missing`; nothing trains in this process), and only the missing ones become jobs, so a
+finished configuration is never retrained; an interrupted one resumes inside its ``.partial``
+folder from its last epoch checkpoint (:func:`emorec.train.fit`). The chapters then find every
+result in the store.
 """
 
 from __future__ import annotations
@@ -79,60 +81,98 @@ def face_rates(cfg: configuration.Config) -> list[float]:
     return sorted({float(f) for f in cfg.table2.fps_values} | {float(cfg.i3d.settings["fps"])})
 
 
-def corpus_of(cfg: configuration.Config, fps: float, progress: bool = False):
-    """The SEWA(-like) corpus of ``cfg`` at ``fps``, faces extracted (:func:`prepare_corpus`)."""
-    from .experiments.corpus import prepare_corpus
+class Inputs:
+    """The data and starting weights the configurations of one profile read, each loaded once."""
 
-    c = cfg.common
-    return prepare_corpus(cfg.data_root, cfg.profile, cfg.seed, fps=fps, sewa_root=c.get("sewa_root"),
-                          split_file=c.get("sewa_split_file"), progress=progress)
+    def __init__(self, cfg: configuration.Config, progress: bool = False):
+        self.cfg, self.progress = cfg, progress
+        self._corpora, self._checkpoints = {}, {}
+
+    @property
+    def store(self):
+        from .experiments import ArtefactStore
+
+        return ArtefactStore(self.cfg.artefact_root, self.cfg.profile)
+
+    def corpus(self, fps: float):
+        """The SEWA(-like) corpus at ``fps``, faces extracted (:func:`prepare_corpus`)."""
+        from .experiments.corpus import prepare_corpus
+
+        if fps not in self._corpora:
+            c = self.cfg.common
+            self._corpora[fps] = prepare_corpus(self.cfg.data_root, self.cfg.profile, self.cfg.seed, fps=fps,
+                                                sewa_root=c.get("sewa_root"), split_file=c.get("sewa_split_file"),
+                                                progress=self.progress)
+        return self._corpora[fps]
+
+    def checkpoint(self, init: str) -> Path:
+        """The starting weights of a Table-2 configuration, as chapter 4.4 chooses them (§4.4)."""
+        from .experiments.finetuning import video_initialisation
+
+        if init not in self._checkpoints:
+            got = video_initialisation(init, self.cfg.artefact_root, self.cfg.profile, self.cfg.table2.backbone_2d)
+            if got.checkpoint is None:
+                raise FileNotFoundError(f"initialisation {init}: {got.used}")
+            self._checkpoints[init] = got.checkpoint
+        return self._checkpoints[init]
 
 
 # --------------------------------------------------------------------------------------------------
-# One configuration (also what `emorec train` runs)
+# The configurations (also what `emorec train` runs)
 # --------------------------------------------------------------------------------------------------
 
-def train_table1(row: dict, cfg: configuration.Config) -> dict:
-    """One Table-1 row, trained or loaded (§4.3); the result row of :func:`run_table1`."""
+def train_table1(rows: list[dict], inputs: Inputs) -> list[dict]:
+    """Table-1 rows, trained or loaded (§4.3): the result rows of :func:`run_table1`."""
     from .data.synthetic import ensure_raf_like
     from .experiments.finetuning import run_table1
 
+    cfg = inputs.cfg
     identities = ensure_raf_like(cfg.data_root, cfg.profile, cfg.seed)
     raf = cfg.common.get("rafdb_root") or identities
-    return run_table1([row], raf, cfg.artefact_root, cfg.profile, cfg.seed, identity_root=identities).iloc[0].to_dict()
+    return run_table1(rows, raf, cfg.artefact_root, cfg.profile, cfg.seed, identity_root=identities).to_dict("records")
 
 
-def initial_checkpoint(init: str, cfg: configuration.Config) -> Path:
-    """The starting weights of a Table-2 configuration, as chapter 4.4 chooses them (§4.4)."""
-    from .experiments.finetuning import video_initialisation
-
-    got = video_initialisation(init, cfg.artefact_root, cfg.profile, cfg.table2.backbone_2d)
-    if got.checkpoint is None:
-        raise FileNotFoundError(f"initialisation {init}: {got.used}")
-    return got.checkpoint
-
-
-def train_table2(row: dict, cfg: configuration.Config, progress: bool = False) -> dict:
-    """One Table-2 configuration, trained or loaded (§4.4)."""
-    from .experiments import ArtefactStore
+def train_table2(rows: list[dict], inputs: Inputs) -> list[dict]:
+    """Table-2 configurations, trained or loaded (§4.4)."""
     from .experiments.temporal import run_cnn_lstm
 
-    checkpoint = initial_checkpoint(row["init"], cfg)
-    return run_cnn_lstm(row, corpus_of(cfg, row["fps"], progress), checkpoint,
-                        ArtefactStore(cfg.artefact_root, cfg.profile))
+    return [run_cnn_lstm(row, inputs.corpus(row["fps"]), inputs.checkpoint(row["init"]), inputs.store)
+            for row in rows]
 
 
-def train_i3d(row: dict, cfg: configuration.Config, progress: bool = False) -> dict:
-    """One i3D configuration, trained or loaded (§4.5)."""
-    from .experiments import ArtefactStore
+def train_i3d(rows: list[dict], inputs: Inputs) -> list[dict]:
+    """i3D configurations, trained or loaded (§4.5)."""
     from .experiments import i3d
 
-    i3d.check_row(row)
-    return i3d.run_i3d(row, corpus_of(cfg, row["fps"], progress), ArtefactStore(cfg.artefact_root, cfg.profile),
-                       cfg.seed)
+    for row in rows:
+        i3d.check_row(row)
+    return [r for row in rows
+            for r in i3d.run_grid([row], inputs.corpus(row["fps"]), inputs.store, inputs.cfg.seed).to_dict("records")]
 
 
 TRAIN = {"table1": train_table1, "table2": train_table2, "i3d": train_i3d}
+NOT_RUN = "not run yet"
+
+
+def missing(step: str, inputs: Inputs) -> list[int]:
+    """Indices of the configurations of ``step`` not in the artefact store. The store decides, read
+    only: nothing is trained here. Rows that cannot run on this machine (weights absent) are not
+    missing; the chapters report them."""
+    from .experiments import NotRunYet, read_only
+
+    grid = grid_of(step, inputs.cfg)
+    with read_only(f"emorec run {step}"):
+        if step == "table1":  # one call: the RAF folder is fingerprinted once
+            return [i for i, r in enumerate(train_table1(grid, inputs)) if str(r["status"]).startswith(NOT_RUN)]
+        out = []
+        for i, row in enumerate(grid):
+            try:
+                status = str(TRAIN[step]([row], inputs)[0].get("status", "ok"))
+            except (NotRunYet, FileNotFoundError):  # not in the store, or what it starts from not yet
+                status = NOT_RUN
+            if status.startswith(NOT_RUN):
+                out.append(i)
+    return out
 
 
 def extract_video(video: str, fps: float, cfg: configuration.Config) -> dict:
@@ -154,8 +194,7 @@ def run_job(job: Job) -> dict:
     cfg = _load(job.profile, job.params_file)
     if job.step == "faces":
         return extract_video(job.video, job.fps, cfg)
-    row = grid_of(job.step, cfg)[job.index]
-    result = TRAIN[job.step](row, cfg)
+    result = TRAIN[job.step]([grid_of(job.step, cfg)[job.index]], Inputs(cfg))[0]
     return {"step": job.step, "index": job.index, "status": result.get("status", "ok")}
 
 
@@ -216,78 +255,46 @@ def face_jobs(cfg: configuration.Config, params_file) -> list[Job]:
             for fps in face_rates(cfg) for v in index["video_path"]]
 
 
-def table1_waves(cfg: configuration.Config, params_file) -> list[list[Job]]:
-    """Table 1's runnable rows in two waves: first one row per identity pre-training (which it trains
-    and caches), then every other row (which finds that pre-training in the store). Rows whose
-    published weights are absent are left to the chapter, which reports them."""
-    from .data.synthetic import ensure_raf_like
-    from .experiments.finetuning import _unavailable
-
+def table1_waves(cfg: configuration.Config, params_file, todo: list[int]) -> list[list[Job]]:
+    """Table 1's missing rows in two waves: first one row per identity pre-training (which it trains
+    and caches), then every other row (which finds that pre-training in the store)."""
     grid = grid_of("table1", cfg)
-    identities = ensure_raf_like(cfg.data_root, cfg.profile, cfg.seed)
-    runnable = [i for i, row in enumerate(grid) if _unavailable(row, identities) is None]  # weights present
     first = {}
-    for i, row in ((i, grid[i]) for i in runnable):
-        if row["source"] == "identity":
-            first.setdefault(row["backbone"], i)
+    for i in todo:
+        if grid[i]["source"] == "identity":
+            first.setdefault(grid[i]["backbone"], i)
     lead = sorted(first.values())
     return [[Job("table1", cfg.profile, params_file, index=i) for i in lead],
-            [Job("table1", cfg.profile, params_file, index=i) for i in runnable if i not in lead]]
+            [Job("table1", cfg.profile, params_file, index=i) for i in todo if i not in lead]]
 
 
 def run(target: str, profile: str, params_file=None, launcher: str = "local", gpus: int = 1,
         report=print) -> dict:
-    """Run every configuration of ``target`` (and what it needs) not yet in the artefact store."""
+    """Run every configuration of ``target`` (and what it needs) not yet in the artefact store, as
+    submitit jobs; returns, per step, how many jobs ran."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     params_file = str(Path(params_file).resolve()) if params_file else None
     cfg = _load(profile, params_file)
-    folder = resolve(cfg.artefact_root) / profile / "submitit"
-    slots = executors(launcher, gpus, folder)
-    done = {}
+    slots = executors(launcher, gpus, resolve(cfg.artefact_root) / profile / "submitit")
+    at_once = None if launcher == "slurm" else len(slots)
+    ran = {}
     for step in NEEDS[target]:
         if step == "faces":
             waves = [face_jobs(cfg, params_file)]
-        elif step == "table1":
-            waves = table1_waves(cfg, params_file)
+            total = len(waves[0])
         else:
-            waves = [[Job(step, profile, params_file, index=i) for i in range(len(grid_of(step, cfg)))]]
-        report(f"[{profile}] {step}: {sum(map(len, waves))} jobs ({launcher}, {len(slots)} at a time)")
-        before = _finished(cfg, step)
-        at_once = None if launcher == "slurm" else len(slots)
-        done[step] = [r for wave in waves if wave for r in launch(wave, slots, at_once, report)]
-        if step == "table1":
-            _index_table1(cfg)
-        trained = _finished(cfg, step) - before
-        report(f"[{profile}] {step}: {len(done[step])} done, {len(trained)} trained now"
-               + ("" if step != "faces" else " (faces: crop-cache entries made now)"))
-        done[step + "_trained"] = len(trained)
-    return done
-
-
-_STORE_TABLES = {"table1": "table1", "table2": "table2", "i3d": "table6_i3d"}
-
-
-def _finished(cfg: configuration.Config, step: str) -> set[str]:
-    """Names of the finished artefact folders of ``step`` (crop-cache entries for faces)."""
-    if step == "faces":
-        from .experiments.corpus import face_cache_root
-
-        roots = [face_cache_root(cfg.data_root, cfg.profile, f, cfg.common.get("sewa_root")) for f in face_rates(cfg)]
-        return {str(p) for r in roots if r.is_dir() for p in r.glob("*/meta.json")}
-    folder = resolve(cfg.artefact_root) / cfg.profile / _STORE_TABLES[step]
-    return {p.parent.name for p in folder.glob("*/result.json")} if folder.is_dir() else set()
-
-
-def _index_table1(cfg: configuration.Config) -> None:
-    """Table 1's index of the whole grid (the video models' initialisations read it): every row is
-    in the store by now, so this loads them."""
-    from .data.synthetic import ensure_raf_like
-    from .experiments.finetuning import run_table1
-
-    identities = ensure_raf_like(cfg.data_root, cfg.profile, cfg.seed)
-    run_table1(grid_of("table1", cfg), cfg.common.get("rafdb_root") or identities, cfg.artefact_root,
-               cfg.profile, cfg.seed, identity_root=identities)
+            todo, total = missing(step, Inputs(cfg)), len(grid_of(step, cfg))
+            waves = (table1_waves(cfg, params_file, todo) if step == "table1"
+                     else [[Job(step, profile, params_file, index=i) for i in todo]])
+        ran[step] = sum(map(len, waves))
+        report(f"[{profile}] {step}: {ran[step]} of {total} to run ({launcher}, {len(slots)} at a time)")
+        for wave in waves:
+            if wave:
+                launch(wave, slots, at_once, report)
+        if step == "table1":  # Table 1's index of the whole grid, which the initialisations read
+            train_table1(grid_of("table1", cfg), Inputs(cfg))
+    return ran
 
 
 # --------------------------------------------------------------------------------------------------
