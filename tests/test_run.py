@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -118,3 +119,25 @@ def test_a_finished_configuration_keeps_no_epoch_checkpoint(tmp_path):
     store.run(Experiment("t", {"a": 1}), train)
     folder = store.folder(Experiment("t", {"a": 1}))
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*.pt")) == ["best.pt", "train/best.pt"]
+
+
+def test_local_jobs_get_one_gpu_each_and_slurm_needs_a_cluster(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "_cuda_devices", lambda: 4)
+    slots = run.executors("local", 3, tmp_path)
+    assert [e.parameters["visible_gpus"] for e in slots] == [[0], [1], [2]]
+    assert {e.parameters["gpus_per_node"] for e in slots} == {1}
+    with pytest.raises(ValueError, match="--gpus 5: this machine has 4"):
+        run.executors("local", 5, tmp_path)
+    monkeypatch.setattr(run, "_cuda_devices", lambda: 0)
+    assert len(run.executors("local", 3, tmp_path)) == 1  # no CUDA: one job at a time
+    if not shutil.which("srun"):
+        with pytest.raises(ValueError, match="--launcher slurm"):
+            run.executors("slurm", 1, tmp_path)
+
+
+def test_a_failed_job_is_one_error_naming_the_job_and_its_log(tmp_path):
+    params = tmp_path / "mine.yaml"
+    params.write_text(f"common:\n  artefact_root: {tmp_path}\n")
+    job = run.Job("table1", "smoke", str(params), index=99)  # no such row
+    with pytest.raises(run.JobFailed, match=r"job table1\[99\] failed \(log: .*\): .*IndexError"):
+        run.launch([job], run.executors("local", 1, tmp_path / "submitit"), 1, report=lambda line: None)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from . import book, storage
+from .run import JobFailed
 from .paths import project_root
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
@@ -532,7 +533,7 @@ def _one_line(err: BaseException) -> str:
 
 # What a user's input or the system can cause: reported in one line. Anything else is a bug in
 # emorec and keeps its traceback.
-EXPECTED_ERRORS = (ValueError, OSError, MemoryError, book.BookError)
+EXPECTED_ERRORS = (ValueError, OSError, MemoryError, book.BookError, JobFailed)
 
 
 def main(argv: list[str] | None = None) -> int:

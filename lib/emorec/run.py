@@ -35,6 +35,10 @@ NEEDS = {"faces": ("faces",), "table1": ("table1",), "table2": ("faces", "table1
 LAUNCHERS = ("local", "slurm")
 
 
+class JobFailed(RuntimeError):
+    """A job ended with an error; the message names the job, its log and the error's last words."""
+
+
 @dataclass(frozen=True)
 class Job:
     """One unit of work: a step, the profile (and ``--params`` file) and which item of the step."""
@@ -213,11 +217,16 @@ def executors(launcher: str, gpus: int, folder: Path) -> list:
     import submitit
 
     if launcher == "slurm":
-        executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+        try:
+            executor = submitit.AutoExecutor(folder=folder / "%j", cluster="slurm")
+        except RuntimeError as err:  # submitit: no srun here
+            raise ValueError(f"--launcher slurm: {err}") from None
         executor.update_parameters(gpus_per_node=1, tasks_per_node=1, timeout_min=24 * 60, name="emorec")
         return [executor]
     if launcher != "local":
         raise ValueError(f"unknown launcher {launcher!r}; choose one of {', '.join(LAUNCHERS)}")
+    if _cuda_devices() and gpus > _cuda_devices():
+        raise ValueError(f"--gpus {gpus}: this machine has {_cuda_devices()} CUDA device(s)")
     slots = []
     for gpu in range(gpus if _cuda_devices() else 1):
         executor = submitit.LocalExecutor(folder=folder / "%j")
@@ -239,7 +248,7 @@ def launch(jobs: list[Job], slots: list, at_once: int | None, report=print) -> l
             try:
                 results.append(handle.result())
             except Exception as err:  # submitit wraps the job's error: name the job and its log
-                raise RuntimeError(f"job {job.describe()} failed (log: {handle.paths.stderr}): "
+                raise JobFailed(f"job {job.describe()} failed (log: {handle.paths.stderr}): "
                                    f"{' '.join(str(err).split())[-400:]}") from None
             report(f"  done: {job.describe()}")
     return results
