@@ -141,3 +141,15 @@ def test_a_failed_job_is_one_error_naming_the_job_and_its_log(tmp_path):
     job = run.Job("table1", "smoke", str(params), index=99)  # no such row
     with pytest.raises(run.JobFailed, match=r"job table1\[99\] failed \(log: .*\): .*IndexError"):
         run.launch([job], run.executors("local", 1, tmp_path / "submitit"), 1, report=lambda line: None)
+
+
+def test_configurations_sharing_what_they_make_first_wait_for_one_of_them():
+    cfg = config.load("cpu", root=REPO)
+    first, rest = run.waves("table1", cfg, None, list(range(6)))
+    grid = run.grid_of("table1", cfg)
+    assert [grid[j.index]["source"] for j in first] == ["identity"]  # one per identity pre-training
+    assert len(first) + len(rest) == 6
+    first, rest = run.waves("table2", cfg, None, list(range(16)))  # frozen features per (init, fps)
+    assert sorted((j.index for j in first)) == [0, 8] and len(rest) == 14
+    assert run.waves("i3d", cfg, None, [1, 3]) == [[], [run.Job("i3d", "cpu", None, index=1),
+                                                       run.Job("i3d", "cpu", None, index=3)]]

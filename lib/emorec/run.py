@@ -1,7 +1,8 @@
 """``emorec run``: the book's grids as submitit jobs, outside the notebooks, and the plan (ours).
 
 Steps, in dependency order: ``faces`` (one job per video and frame rate: the crop cache, resumable
-per video), ``table1`` (one job per row; rows sharing an identity pre-training wait for the first),
+per video), ``table1`` (one job per row; rows sharing an identity pre-training wait for the first,
+as Table 2's rows sharing frozen-backbone features do),
 the video models' initialisations (in this process: they read Table 1's results), then ``table2``
 and ``i3d`` (one job per configuration). ``emorec run table2`` runs what Table 2 needs first.
 
@@ -264,17 +265,29 @@ def face_jobs(cfg: configuration.Config, params_file) -> list[Job]:
             for fps in face_rates(cfg) for v in index["video_path"]]
 
 
-def table1_waves(cfg: configuration.Config, params_file, todo: list[int]) -> list[list[Job]]:
-    """Table 1's missing rows in two waves: first one row per identity pre-training (which it trains
-    and caches), then every other row (which finds that pre-training in the store)."""
-    grid = grid_of("table1", cfg)
+def _shared_start(step: str, row: dict):
+    """What a configuration shares with others and makes on first use (None: nothing): the identity
+    pre-training of Table 1's stand-in rows, the frozen-backbone features of Table 2 (cpu profiles)."""
+    if step == "table1" and row["source"] == "identity":
+        return row["backbone"]
+    if step == "table2" and row["backbone"] == "frozen":
+        return row["init"], row["fps"]
+    return None
+
+
+def waves(step: str, cfg: configuration.Config, params_file, todo: list[int]) -> list[list[Job]]:
+    """The missing configurations of ``step`` in two waves: first one per shared start (which it makes
+    and caches), then every other (which finds it in the store), so that concurrent jobs never make
+    the same artefact at once."""
+    grid = grid_of(step, cfg)
     first = {}
     for i in todo:
-        if grid[i]["source"] == "identity":
-            first.setdefault(grid[i]["backbone"], i)
+        shared = _shared_start(step, grid[i])
+        if shared is not None:
+            first.setdefault(shared, i)
     lead = sorted(first.values())
-    return [[Job("table1", cfg.profile, params_file, index=i) for i in lead],
-            [Job("table1", cfg.profile, params_file, index=i) for i in todo if i not in lead]]
+    return [[Job(step, cfg.profile, params_file, index=i) for i in lead],
+            [Job(step, cfg.profile, params_file, index=i) for i in todo if i not in lead]]
 
 
 def run(target: str, profile: str, params_file=None, launcher: str = "local", gpus: int = 1,
@@ -290,15 +303,14 @@ def run(target: str, profile: str, params_file=None, launcher: str = "local", gp
     ran = {}
     for step in NEEDS[target]:
         if step == "faces":
-            waves = [face_jobs(cfg, params_file)]
-            total = len(waves[0])
+            batches = [face_jobs(cfg, params_file)]
+            total = len(batches[0])
         else:
             todo, total = missing(step, Inputs(cfg)), len(grid_of(step, cfg))
-            waves = (table1_waves(cfg, params_file, todo) if step == "table1"
-                     else [[Job(step, profile, params_file, index=i) for i in todo]])
-        ran[step] = sum(map(len, waves))
+            batches = waves(step, cfg, params_file, todo)
+        ran[step] = sum(map(len, batches))
         report(f"[{profile}] {step}: {ran[step]} of {total} to run ({launcher}, {len(slots)} at a time)")
-        for wave in waves:
+        for wave in batches:
             if wave:
                 launch(wave, slots, at_once, report)
         if step == "table1":  # Table 1's index of the whole grid, which the initialisations read
