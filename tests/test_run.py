@@ -34,11 +34,14 @@ def test_a_measured_throughput_replaces_the_assumed_one(tmp_path):
     mine.write_text(f"common:\n  artefact_root: {tmp_path}\n")
     cfg = config.load("smoke", mine, root=REPO)
     (tmp_path / "smoke").mkdir()
-    (tmp_path / "smoke" / "throughput.json").write_text(json.dumps(
-        {"device": run._device_name(), "frames_per_s": {"cnn2d": 1e9, "cnn_lstm": 1e9, "i3d": 1e9},
-         "mtcnn_frames_per_s": 1e9, "source": "test"}))
+    measured = tmp_path / "smoke" / "throughput.json"
+    measured.write_text(json.dumps({"device": run._device_name(), "frames_per_s": {"cnn2d": 1e9}, "source": "test"}))
     text = run.plan("table1", cfg)
-    assert "MEASURED" in text and "ASSUMED" not in text and "total: 0.0 GPU-hours" in text
+    assert "MEASURED on" in text and "(test): cnn2d;" in text and "total: 0.0 GPU-hours" in text
+    assert "(measured)" in text  # Table 1 needs only the 2D CNN's rate
+    assert "(partly ASSUMED)" in run.plan("table2", cfg)  # faces and the CNN-LSTM stay assumed
+    measured.write_text(json.dumps({"device": "another GPU", "frames_per_s": {"cnn2d": 1e9}}))
+    assert "MEASURED on" not in run.plan("table1", cfg)  # a figure of another device is not used
 
 
 def test_cli_dry_run(capsys):

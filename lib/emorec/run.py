@@ -426,17 +426,21 @@ def plan(target: str, cfg: configuration.Config) -> str:
     """The ``--dry-run`` report: per grid configurations, frames, steps, disk and time, and totals."""
     import pandas as pd
 
-    measured = measured_throughput(cfg)
-    rates = (measured or {}).get("frames_per_s") or cfg.run.assumed_frames_per_s
-    mtcnn = (measured or {}).get("mtcnn_frames_per_s") or cfg.run.assumed_mtcnn_frames_per_s
-    source = (f"MEASURED on {measured['device']} ({measured.get('source', 'benchmarks/train_step.py')})" if measured
-              else f"ASSUMED (params/{cfg.profile}.yaml, run: assumed_*; not measured on this device)")
+    measured = measured_throughput(cfg) or {}
+    found = dict(measured.get("frames_per_s") or {})
+    if measured.get("mtcnn_frames_per_s"):
+        found["mtcnn"] = measured["mtcnn_frames_per_s"]
+    rates = {**cfg.run.assumed_frames_per_s, "mtcnn": cfg.run.assumed_mtcnn_frames_per_s, **found}
+    assumed = sorted(set(rates) - set(found))
+    where = f" on {measured['device']} ({measured.get('source', 'benchmarks/train_step.py')})" if found else ""
     lines = [f"plan for `emorec run {target} --profile {cfg.profile}` (nothing is run)",
-             f"throughput {source}: training frames/s {rates}; MTCNN frames/s {mtcnn}", ""]
+             f"frames/s: {', '.join(f'{k} {v:g}' for k, v in rates.items())}",
+             f"  MEASURED{where}: {', '.join(sorted(found)) or 'none'}; ASSUMED (params/{cfg.profile}.yaml, "
+             f"run: assumed_*, not measured on this device): {', '.join(assumed) or 'none'}", ""]
     steps = NEEDS[target]
     total_hours = total_gb = 0.0
     if "faces" in steps:
-        faces = pd.DataFrame(faces_plan(cfg, mtcnn))
+        faces = pd.DataFrame(faces_plan(cfg, rates["mtcnn"]))
         lines += ["faces (one job per video and frame rate):", faces.to_string(index=False, float_format="{:.2f}".format), ""]
         mine = faces[faces["corpus"] != "real SEWA-DB (1,525 min)"]
         total_hours += mine["hours"].sum()
@@ -450,6 +454,8 @@ def plan(target: str, cfg: configuration.Config) -> str:
                   table.to_string(index=False, float_format="{:.2f}".format), ""]
         total_hours += table["GPU-hours"].sum()
         total_gb += table["GB"].sum()
+    used = {MODEL_KIND.get(step, "mtcnn") for step in steps}  # the rates this plan's totals rest on
+    basis = "measured" if used <= set(found) else ("ASSUMED" if not used & set(found) else "partly ASSUMED")
     lines.append(f"total: {total_hours:.1f} GPU-hours ({total_hours / 24:.1f} GPU-days), {total_gb:.1f} GB "
-                 f"— computed from the throughput above, {'measured' if measured else 'ASSUMED'}")
+                 f"— computed from the frames/s above ({basis})")
     return "\n".join(lines)
