@@ -309,7 +309,8 @@ def run(target: str, profile: str, params_file=None, launcher: str = "local", gp
             todo, total = missing(step, Inputs(cfg)), len(grid_of(step, cfg))
             batches = waves(step, cfg, params_file, todo)
         ran[step] = sum(map(len, batches))
-        report(f"[{profile}] {step}: {ran[step]} of {total} to run ({launcher}, {len(slots)} at a time)")
+        reuse = " (a video already extracted reuses its crop-cache entry)" if step == "faces" else ""
+        report(f"[{profile}] {step}: {ran[step]} of {total} to run ({launcher}, {len(slots)} at a time){reuse}")
         for wave in batches:
             if wave:
                 launch(wave, slots, at_once, report)
