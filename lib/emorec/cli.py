@@ -300,8 +300,9 @@ def _train(args) -> int:
 # --------------------------------------------------------------------------------------------------
 
 def _evaluate(args) -> int:
+    from .experiments.checkpoint_eval import evaluate_checkpoint
     from .experiments.corpus import prepare_corpus
-    from .predict import DEFAULT_FPS, evaluate_checkpoint, load_predictor
+    from .predict import DEFAULT_FPS, load_predictor
 
     predictor = load_predictor(args.checkpoint)  # a bad checkpoint fails before any data work
     fps = args.fps or predictor.trained.get("fps", DEFAULT_FPS)
