@@ -770,19 +770,36 @@ def _frame_table(chunks: list[dict], rate: float) -> pd.DataFrame:
     return table[FRAME_COLUMNS]
 
 
+_TABLE_FIELDS = ("frame", "source_frame", "boxes", "probs", "points")
+
+
 def _assemble(video_path: Path, cache_dir: Path, chunk_files: list[Path], meta: dict, rate: float) -> None:
-    """Join the chunks into a complete entry in a marked staging folder, then swap it into place."""
-    chunks = [dict(np.load(p)) for p in chunk_files]
+    """Join the chunks into a complete entry in a marked staging folder, then swap it into place.
+
+    The crops are copied chunk by chunk into a memory-mapped ``crops.npy``, so memory holds one
+    chunk's crops at a time whatever the video's length (ours)."""
+    chunks = []
+    for path in chunk_files:
+        with np.load(path) as chunk:
+            chunks.append({name: chunk[name] for name in _TABLE_FIELDS})
     table = _frame_table(chunks, rate)
     if not table["kept"].any():
         raise NoFaceError(f"{video_path}: MTCNN found no face in any of its {len(table)} sampled frames")
-    crops = np.concatenate([c["crops"] for c in chunks])
+    n_kept, (h, w) = int(table["kept"].sum()), meta["crop_size"]
     stage = storage.staging_dir(cache_dir, "assemble", ENTRY_KIND, WRITER)
     try:
-        np.save(stage / "crops.npy", crops)
+        crops = np.lib.format.open_memmap(stage / "crops.npy", mode="w+", dtype=np.uint8, shape=(n_kept, h, w, 3))
+        done = 0
+        for path in chunk_files:
+            with np.load(path) as chunk:
+                part = chunk["crops"]
+            crops[done:done + len(part)] = part
+            done += len(part)
+        crops.flush()
+        del crops
         table.to_csv(stage / "frames.csv", index=False, float_format="%.6f")
         files = {name: (stage / name).stat().st_size for name in ENTRY_FILES[:2]}
-        meta = {**meta, "n_frames": int(len(table)), "n_kept": int(len(crops)),
+        meta = {**meta, "n_frames": int(len(table)), "n_kept": n_kept,
                 "keep_rate": float(table["kept"].mean()), "files": files}
         (stage / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
         storage.swap_in(stage, cache_dir, ENTRY_KIND, _entry_name, "another cache folder")

@@ -60,44 +60,73 @@ def _to_input(crops: np.ndarray, input_size) -> torch.Tensor:
 
 
 def clip_predictions(predictor: Predictor, crops: np.ndarray, starts, seq_len: int, batch_size: int = 64,
-                     progress: bool = False) -> np.ndarray:
+                     progress: bool = False, chunk_size: int = 256) -> np.ndarray:
     """Model output (valence, arousal) per clip [n_clips, 2]; clip j covers crops[starts[j]:+seq_len].
 
     CNN-LSTM (§3.3.1): each face goes through the 2D network once and the LSTM runs on the clips'
     feature sequences. i3D (§3.3.2): clips [B, 3, T, H, W], outputs divided by the target
     multiplier. 2D regressor: the mean of the clip's frame predictions (the frame-by-frame baseline).
+
+    ``crops`` may be memory-mapped (the crop cache): it is read ``chunk_size`` faces at a time and
+    only the per-frame results that later clips still need are kept, so memory does not grow with
+    the video; a clip that straddles two chunks gets the same frames as in one pass (ours).
     """
     starts = np.asarray(starts, dtype=np.int64)
-    model, size = predictor.model, predictor.input_size
     if len(starts) == 0:
         return np.zeros((0, 2), np.float32)
-    bar = tqdm(total=len(crops) if predictor.kind != "i3d" else len(starts), desc="model",
-               unit="frame" if predictor.kind != "i3d" else "clip", disable=not progress, leave=False)
-    with torch.no_grad():
-        if predictor.kind == "i3d":
-            out = []
-            for b in range(0, len(starts), max(1, batch_size // seq_len)):
-                batch = starts[b:b + max(1, batch_size // seq_len)]
-                clips = torch.stack([_to_input(crops[s:s + seq_len], size).transpose(0, 1) for s in batch])
-                out.append(model(clips) / predictor.multiplier)
-                bar.update(len(batch))
-            bar.close()
-            return torch.cat(out).numpy()
-        per_frame = []
-        for b in range(0, len(crops), batch_size):
-            x = _to_input(crops[b:b + batch_size], size)
-            if predictor.kind == "cnn_lstm":
-                per_frame.append(torch.flatten(model.pool(model.features(model.normalize(x))), 1))
-            else:
-                per_frame.append(model(x))
-            bar.update(len(x))
-        bar.close()
-        per_frame = torch.cat(per_frame)
-        index = torch.from_numpy(starts[:, None] + np.arange(seq_len)[None, :])
-        if predictor.kind == "cnn_lstm":
-            return torch.cat([model.temporal(per_frame[index[b:b + 256]])
-                              for b in range(0, len(index), 256)]).numpy()
-        return per_frame[index].mean(dim=1).numpy()
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    i3d = predictor.kind == "i3d"
+    bar = tqdm(total=len(starts) if i3d else int(starts[-1] - starts[0]) + seq_len, desc="model",
+               unit="clip" if i3d else "frame", disable=not progress, leave=False)
+    with torch.no_grad(), bar:
+        if i3d:
+            return _i3d_clips(predictor, crops, starts, seq_len, max(1, batch_size // seq_len), bar)
+        return _frame_model_clips(predictor, crops, starts, seq_len, batch_size, chunk_size, bar)
+
+
+def _i3d_clips(predictor: Predictor, crops: np.ndarray, starts: np.ndarray, seq_len: int, clips_per_batch: int,
+               bar) -> np.ndarray:
+    """i3D on batches of clips, each clip's faces read from ``crops`` when its batch runs."""
+    out = []
+    for b in range(0, len(starts), clips_per_batch):
+        batch = starts[b:b + clips_per_batch]
+        clips = torch.stack([_to_input(crops[s:s + seq_len], predictor.input_size).transpose(0, 1) for s in batch])
+        out.append(predictor.model(clips) / predictor.multiplier)
+        bar.update(len(batch))
+    return torch.cat(out).numpy()
+
+
+def _frame_outputs(predictor: Predictor, crops: np.ndarray, batch_size: int) -> torch.Tensor:
+    """Per face: the 2D network's pooled features (CNN-LSTM) or its (valence, arousal) (2D regressor)."""
+    model, out = predictor.model, []
+    for b in range(0, len(crops), batch_size):
+        x = _to_input(crops[b:b + batch_size], predictor.input_size)
+        out.append(torch.flatten(model.pool(model.features(model.normalize(x))), 1)
+                   if predictor.kind == "cnn_lstm" else model(x))
+    return torch.cat(out)
+
+
+def _frame_model_clips(predictor: Predictor, crops: np.ndarray, starts: np.ndarray, seq_len: int,
+                       batch_size: int, chunk_size: int, bar) -> np.ndarray:
+    """CNN-LSTM and 2D regressor: per-frame outputs chunk by chunk, each clip run once its last frame
+    is in; ``kept`` holds the outputs of faces ``first`` on, the earliest a pending clip needs."""
+    out, done, first, kept = [], 0, int(starts[0]), None
+    end = int(starts[-1]) + seq_len
+    for a in range(first, end, chunk_size):
+        b = min(a + chunk_size, end)
+        new = _frame_outputs(predictor, crops[a:b], batch_size)
+        kept = new if kept is None else torch.cat([kept, new])
+        bar.update(b - a)
+        ready = done + int(np.searchsorted(starts[done:] + seq_len, b, side="right"))
+        if ready > done:
+            index = torch.from_numpy(starts[done:ready, None] - first + np.arange(seq_len)[None, :])
+            out.append(predictor.model.temporal(kept[index]) if predictor.kind == "cnn_lstm"
+                       else kept[index].mean(dim=1))
+            done = ready
+        if done < len(starts):  # drop what no pending clip needs
+            kept, first = kept[int(starts[done]) - first:], int(starts[done])
+    return torch.cat(out).numpy()
 
 
 def nearest_clip(n_kept: int, starts, seq_len: int) -> np.ndarray:
