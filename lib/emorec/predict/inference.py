@@ -302,6 +302,7 @@ def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int |
     t0 = time.perf_counter()
     with storage.scratch_folder("emorec-faces-") as scratch:
         cache = faces.entry_dir(scratch if cache_dir is None else cache_dir, video_path)
+        extractor = extractor or faces.FaceExtractor()
         track, empty = _extract_faces(video_path, cache, settings["fps"], extractor, progress, allow_no_face)
         t1 = time.perf_counter()
         runs = {}
@@ -324,7 +325,7 @@ def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int |
                     postprocess=None if all(c is None for c in chosen.values()) else {
                         t: None if chosen[t] is None else params_as_dict(chosen[t][t]) for t in TARGETS},
                     models={t: _model_settings(p, own[t], chosen[t]) for t, p in predictors.items()},
-                    faces_found=float(frames["face"].mean()) if len(frames) else 0.0,
+                    detector=extractor.settings(), faces_found=float(frames["face"].mean()) if len(frames) else 0.0,
                     frames_with_value=float(frames["valence"].notna().mean()) if len(frames) else 0.0)
     timings = {"faces": t1 - t0, "model": t2 - t1}
     return VideoPrediction(frames, clip_rows, settings, timings)
