@@ -414,6 +414,7 @@ SEED = _number(int, 0)
 OVERLAP = _number(float, 0, high=1)  # §3.2.2: OR in [0, 1)
 FACE_SIZE = _number(float, 12)  # MTCNN's smallest cell (emorec.data.faces.FaceExtractor)
 TRACK_EVERY = _number(int, 0)  # 0: no tracking
+DEFAULT_TRACK_EVERY = 10  # predict's default (emorec.data.faces.FaceTracker; chapter 3.2 says why)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -542,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-face-size", type=FACE_SIZE, default=80, help="smallest face searched for, in pixels (default: %(default)s)")
     p.add_argument("--allow-no-face", action="store_true",
                    help="a video without any face gives an all-empty table (exit 0) instead of an error")
-    p.add_argument("--track-every", type=TRACK_EVERY, default=10, metavar="K",
+    p.add_argument("--track-every", type=TRACK_EVERY, default=DEFAULT_TRACK_EVERY, metavar="K",
                    help="full MTCNN every K-th sampled frame, the face tracked in between (§3.2.1 for long "
                         "videos); 0: the full cascade on every frame (default: %(default)s)")
     p.set_defaults(run=_predict)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -704,24 +705,29 @@ def _chunk_path(work: Path, index: int) -> Path:
     return work / f"chunk_{index:06d}.npz"
 
 
-def _process_chunk(extractor: FaceExtractor, frames: list[tuple[int, int, np.ndarray]],
-                   crop_size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Detect faces in a chunk of sampled frames (batch by batch) and crop the kept ones."""
-    boxes, probs, points, crops = [], [], [], []
+def _process_chunk(extractor: FaceExtractor, frames: Iterator[tuple[int, int, np.ndarray]],
+                   crop_size: tuple[int, int]) -> dict[str, np.ndarray] | None:
+    """Detect faces in a chunk of sampled frames and crop the kept ones; None when ``frames`` is empty.
+
+    The frames are taken from the iterator one batch at a time, so memory holds one batch of
+    decoded frames (plus the chunk's crops), not the whole chunk (ours)."""
+    numbers, boxes, probs, points, crops = [], [], [], [], []
     # Each chunk is a sequence of its own (its first frame fully detected), so a resumed run makes the same chunks.
     detect = extractor.sequence()
-    for start in range(0, len(frames), extractor.batch_size):
-        batch = np.stack([f for _, _, f in frames[start:start + extractor.batch_size]])
+    while items := list(itertools.islice(frames, extractor.batch_size)):
+        batch = np.stack([f for _, _, f in items])
         b, p, pt = detect(batch)
         # Only whole faces (§3.2.1): a face cut by the frame border is dropped like a missing one.
         keep = whole_face(b, batch.shape[2], batch.shape[1], extractor.border_margin)
         b[~keep], p[~keep], pt[~keep] = np.nan, np.nan, np.nan
+        numbers.extend((k, s) for k, s, _ in items)
         boxes.append(b), probs.append(p), points.append(pt)
         crops.extend(crop_face(img, box, crop_size) for img, box in zip(batch, b) if np.isfinite(box[0]))
+    if not numbers:
+        return None
     h, w = crop_size
-    return {"frame": np.array([k for k, _, _ in frames], dtype=np.int64),
-            "source_frame": np.array([s for _, s, _ in frames], dtype=np.int64),
-            "boxes": np.concatenate(boxes), "probs": np.concatenate(probs),
+    frame, source = np.array(numbers, dtype=np.int64).T
+    return {"frame": frame, "source_frame": source, "boxes": np.concatenate(boxes), "probs": np.concatenate(probs),
             "points": np.concatenate(points),
             "crops": np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)}
 
@@ -734,22 +740,16 @@ def _run_chunks(video_path: Path, work: Path, extractor: FaceExtractor, fps: flo
     total = len(video.resample_indices(info.n_frames, info.fps, fps))
     bar = tqdm(total=total, initial=len(done) * chunk_size, desc=video_path.name, unit="frame",
                disable=not progress, leave=False)
-    index, pending = len(done), []
-
-    def flush():
-        result = _process_chunk(extractor, pending, crop_size)
-        storage.write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
-        bar.update(len(pending))
-
+    frames = _sampled_frames(video_path, fps, len(done) * chunk_size, frame_rate)
     try:
-        for item in _sampled_frames(video_path, fps, len(done) * chunk_size, frame_rate):
-            pending.append(item)
-            if len(pending) == chunk_size:
-                flush()
-                index, pending = index + 1, []
-        if pending:
-            flush()
+        for index in itertools.count(len(done)):
+            result = _process_chunk(extractor, itertools.islice(frames, chunk_size), crop_size)
+            if result is None:
+                break
+            storage.write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
+            bar.update(len(result["frame"]))
     finally:
+        frames.close()  # releases the video now, also after an error in a chunk
         bar.close()
     return sorted(work.glob("chunk_*.npz"))
 
