@@ -6,7 +6,8 @@ the best valence model of chapter 4.4 when its summary exists, otherwise the sam
 random weights (same cost; the script says which). torch and OpenCV are limited to ``--threads``
 threads (2, the book's machine). Printed: the whole ``run_predict`` (face extraction into a fresh
 cache, clips, model; no figures or MP4) as a real-time factor, and its parts measured one by one on
-the same frames: decoding, MTCNN detection and cropping, the model. Target: ≥ 1× real time.
+the same frames: decoding, MTCNN detection (tracked as ``emorec predict`` does by default, or with
+``--track-every 0`` on every frame) and cropping, the model. Target: ≥ 1× real time.
 
     .venv/bin/python benchmarks/predict.py
     .venv/bin/python benchmarks/predict.py --video some.avi --repeat 3
@@ -25,6 +26,7 @@ import pandas as pd
 import torch
 
 from emorec import predict
+from emorec.cli import DEFAULT_TRACK_EVERY
 from emorec.data import faces, video
 
 
@@ -54,17 +56,18 @@ def default_video(data_root: str) -> Path:
     return root / "videos" / f"{sorted(meta.loc[meta['split'] == 'test', 'video'])[0]}.avi"
 
 
-def parts(path: Path, fps: float, predictor: predict.Predictor, seq_len: int) -> dict[str, float]:
-    """Decoding, detection + cropping and the model, each timed alone on the same frames."""
-    extractor = faces.FaceExtractor()
+def parts(path: Path, fps: float, predictor: predict.Predictor, seq_len: int,
+          extractor: faces.FaceExtractor) -> dict[str, float]:
+    """Decoding, detection (tracked or not) + cropping and the model, each timed alone on the same frames."""
     start = time.perf_counter()
     frames = video.read_video(path, fps)[0]
     decode = time.perf_counter() - start
     start = time.perf_counter()
     crops = []
+    detect_faces = extractor.sequence()
     for b in range(0, len(frames), extractor.batch_size):
         batch = frames[b:b + extractor.batch_size]
-        boxes, _, _ = extractor.detect(batch)
+        boxes, _, _ = detect_faces(batch)
         crops += [faces.crop_face(f, box, predict.CROP_SIZE) for f, box in zip(batch, boxes) if np.isfinite(box[0])]
     detect = time.perf_counter() - start
     crops = np.stack(crops)
@@ -82,7 +85,10 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=2, help="passes; the fastest of each is kept")
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--artefact-root", default="artefacts")
+    parser.add_argument("--track-every", type=int, default=DEFAULT_TRACK_EVERY,
+                        help="as `emorec predict --track-every` (0: MTCNN on every frame; default: %(default)s)")
     args = parser.parse_args(argv)
+    extractor = faces.FaceExtractor(track_every=args.track_every or None)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,13 +100,14 @@ def main(argv=None) -> None:
         for i in range(args.repeat):
             start = time.perf_counter()
             predict.run_predict(path, checkpoint, fps=args.fps, seq_len=seq_len, cache_dir=Path(tmp) / f"faces{i}",
-                                predictor=predictor)
+                                predictor=predictor, extractor=extractor)
             totals.append(time.perf_counter() - start)
-            pieces.append(parts(path, args.fps, predictor, seq_len))
+            pieces.append(parts(path, args.fps, predictor, seq_len, extractor))
     best = min(totals)
     split = {k: min(p[k] for p in pieces) for k in pieces[0]}
     print(f"video: {path.name}, {info.width}x{info.height}, {info.fps:g} fps, {info.duration_s:.1f} s; "
-          f"sampled at {args.fps:g} fps; {args.threads} threads")
+          f"sampled at {args.fps:g} fps; {args.threads} threads; face tracking "
+          f"{f'every {args.track_every} frames' if args.track_every else 'off'}")
     print(f"model: {what}; SL {seq_len}, OR {predict.DEFAULT_OVERLAP}")
     print(f"predict: {best:.2f} s for {info.duration_s:.1f} s of video = {info.duration_s / best:.2f}x real time "
           f"(best of {args.repeat})")

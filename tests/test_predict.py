@@ -12,6 +12,9 @@ import pytest
 import torch
 
 from emorec import predict
+from emorec.data import video
+from emorec.experiments import checkpoint_eval
+from emorec.predict import inference
 from emorec.data.faces import FaceTrack
 from emorec.experiments.corpus import Corpus, VideoRecord
 from emorec.data.clips import resize_frames
@@ -170,7 +173,7 @@ def test_settings_and_postprocessing_come_from_the_artefact_folder(tmp_path):
     assert predictor.input_size == (40, 32)  # the checkpoint's own record wins over config.json
     assert predictor.trained == {"seq_len": 16, "fps": 10, "overlap": 0.8}
     assert predictor.postprocess["valence"]["shift"] == -3
-    settings = predict._resolve_settings(predictor, None, None, None, None)
+    settings = inference._resolve_settings(predictor, None, None, None, None)
     assert settings == {"fps": 10.0, "seq_len": 16, "overlap": predict.DEFAULT_OVERLAP, "tolerance": 1.0}
 
 
@@ -192,7 +195,7 @@ def test_evaluate_checkpoint_scores_each_split_on_its_label_timeline(tmp_path):
         records.append(VideoRecord(f"v{i}", f"s{i}", split, track, labels[kept].astype(np.float32), label_times,
                                    labels))
     corpus = Corpus(records, 10.0, "in-memory test corpus", "fp")
-    table = predict.evaluate_checkpoint(path, corpus, "test", seq_len=8, n_boot=50, max_shift=3)
+    table = checkpoint_eval.evaluate_checkpoint(path, corpus, "test", seq_len=8, n_boot=50, max_shift=3)
     assert list(table["label"]) == ["valence", "arousal"] * 2
     assert list(table["stage"]) == ["raw", "raw", "post-processed", "post-processed"]
     assert np.isfinite(table[["CCC", "PCC", "MAE"]].to_numpy()).all()
@@ -204,7 +207,7 @@ def test_evaluate_checkpoint_scores_each_split_on_its_label_timeline(tmp_path):
         errors.append(np.abs(interp - r.labels[:, 0]))
     assert table.loc[0, "MAE"] == pytest.approx(np.concatenate(errors).mean(), rel=1e-6)
     with pytest.raises(ValueError, match="split"):
-        predict.evaluate_checkpoint(path, corpus, "devel", seq_len=8)
+        checkpoint_eval.evaluate_checkpoint(path, corpus, "devel", seq_len=8)
 
 
 def test_still_clip_is_the_image_cropped_to_the_frame_and_repeated(tmp_path):
@@ -212,7 +215,7 @@ def test_still_clip_is_the_image_cropped_to_the_frame_and_repeated(tmp_path):
 
     image = np.zeros((300, 600, 3), np.uint8)
     image[:, 150:450] = 200  # the centre 4:3 part (300 x 400 after cropping the sides) is mostly bright
-    path = predict.write_still_clip(image, tmp_path / "still.avi", seconds=0.2, fps=50)
+    path = video.write_still_clip(image, tmp_path / "still.avi", seconds=0.2, fps=50)
     frames, _, _ = read_video(path)
     assert frames.shape == (10, 240, 320, 3)
     assert np.abs(frames.astype(int) - frames[0].astype(int)).max() <= 8  # every frame the same (codec noise)

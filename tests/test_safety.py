@@ -191,17 +191,18 @@ HELPER = textwrap.dedent("""
     # Runs `emorec` with one library step slowed (so a test can signal it there) or with MTCNN calls counted.
     import sys, time
     from pathlib import Path
-    from emorec import cli, predict, storage
+    from emorec import cli, storage
+    from emorec.predict import output
     from emorec.data import faces
 
     step, flag, argv = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
     calls = []
     if step == "count":
-        detect = faces.FaceExtractor.detect
-        faces.FaceExtractor.detect = lambda self, frames: calls.append(1) or detect(self, frames)
+        detect = faces.FaceExtractor.all_faces  # the full cascade, with or without tracking
+        faces.FaceExtractor.all_faces = lambda self, frames: calls.append(1) or detect(self, frames)
     else:
         owner, name = {"chunk": (faces, "_process_chunk"), "swap": (storage, "swap_in"),
-                       "video": (predict, "write_annotated_video")}[step]
+                       "video": (output, "write_annotated_video")}[step]
         original = getattr(owner, name)
 
         def slowed(*args, **kwargs):
@@ -362,7 +363,7 @@ def test_a_written_video_short_of_frames_is_not_reported(files, tmp_path, capsys
     out = tmp_path / "out"
     assert run(predict_args(files, files["clip"], out), capsys)[0] == 0
     before = snapshot(out)
-    monkeypatch.setattr("emorec.predict.cv2.VideoWriter", DroppingWriter)
+    monkeypatch.setattr("emorec.predict.annotate.cv2.VideoWriter", DroppingWriter)
     code, _, err = run(predict_args(files, files["clip"], out, "--mp4"), capsys)
     assert code == 1 and len(err) == 1 and err[0].startswith(
         f"emorec predict: error: {out / 'annotated.mp4'}: the written video decodes to 14 of its 20 frames"), err

@@ -253,8 +253,9 @@ def _run(args) -> int:
 # --------------------------------------------------------------------------------------------------
 
 def _evaluate(args) -> int:
+    from .experiments.checkpoint_eval import evaluate_checkpoint
     from .experiments.corpus import prepare_corpus
-    from .predict import DEFAULT_FPS, evaluate_checkpoint, load_predictor
+    from .predict import DEFAULT_FPS, load_predictor
 
     predictor = load_predictor(args.checkpoint)  # a bad checkpoint fails before any data work
     fps = args.fps or predictor.trained.get("fps", DEFAULT_FPS)
@@ -302,7 +303,8 @@ def _predict(args) -> int:
     result, files = predict_to_folder(args.video, None, args.out, annotated_video=args.mp4,
                                       progress=True, fps=args.fps, seq_len=args.seq_len, overlap=args.overlap,
                                       cache_dir=args.cache, postprocess=args.postprocess, predictors=predictors,
-                                      extractor=FaceExtractor(min_face_size=args.min_face_size),
+                                      extractor=FaceExtractor(min_face_size=args.min_face_size,
+                                                              track_every=args.track_every or None),
                                       allow_no_face=args.allow_no_face)
     s, frames = result.settings, result.frames
     spent = sum(result.timings.values())
@@ -364,6 +366,8 @@ COUNT = _number(int, 1)
 SEED = _number(int, 0)
 OVERLAP = _number(float, 0, high=1)  # §3.2.2: OR in [0, 1)
 FACE_SIZE = _number(float, 12)  # MTCNN's smallest cell (emorec.data.faces.FaceExtractor)
+TRACK_EVERY = _number(int, 0)  # 0: no tracking
+DEFAULT_TRACK_EVERY = 10  # predict's default (emorec.data.faces.FaceTracker; chapter 3.2 says why)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -509,6 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-face-size", type=FACE_SIZE, default=80, help="smallest face searched for, in pixels (default: %(default)s)")
     p.add_argument("--allow-no-face", action="store_true",
                    help="a video without any face gives an all-empty table (exit 0) instead of an error")
+    p.add_argument("--track-every", type=TRACK_EVERY, default=DEFAULT_TRACK_EVERY, metavar="K",
+                   help="full MTCNN every K-th sampled frame, the face tracked in between (§3.2.1 for long "
+                        "videos); 0: the full cascade on every frame (default: %(default)s)")
     p.set_defaults(run=_predict)
 
     p = commands.add_parser("book",

@@ -1,12 +1,13 @@
-"""Plotting helpers shared by the chapters (matplotlib only; no computation lives here)."""
+"""Plotting helpers shared by the chapters and ``emorec predict`` (matplotlib only; no computation lives here)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from emorec.paper import CIRCUMPLEX_OCTANTS, CIRCUMPLEX_WORDS, circumplex_coordinates
 
-__all__ = ["circumplex"]
+__all__ = ["circumplex", "plot_timeseries", "plot_trajectory"]
 
 QUADRANTS = {
     (1, 1): "positive valence\nhigh arousal",
@@ -58,3 +59,72 @@ def circumplex(ax, words: dict[str, float] | None = None, octants: bool = True, 
     ax.set_xlabel("valence (unpleasant → pleasant)")
     ax.set_ylabel("arousal (calm → activated)")
     return ax
+
+
+# --------------------------------------------------------------------------------------------------
+# Valence and arousal of one video over time (the predict path, §6)
+# --------------------------------------------------------------------------------------------------
+
+def _no_face_spans(frames: pd.DataFrame) -> list[tuple[float, float]]:
+    """(start, end) times of the runs of sampled frames without a value."""
+    t = frames["time"].to_numpy(float)
+    missing = frames["valence"].isna().to_numpy()
+    half = 0.5 * (np.median(np.diff(t)) if len(t) > 1 else 0.1)
+    spans, start = [], None
+    for i, m in enumerate(missing):
+        if m and start is None:
+            start = t[i] - half
+        if not m and start is not None:
+            spans.append((start, t[i - 1] + half))
+            start = None
+    if start is not None:
+        spans.append((start, t[-1] + half))
+    return spans
+
+
+def plot_timeseries(frames: pd.DataFrame, axes=None, label: str = "prediction", color: str = "tab:red",
+                    shade: bool = True):
+    """Valence (top) and arousal (bottom) against time, gaps where no face was found (shaded grey).
+
+    ``axes``: two matplotlib axes to draw on (a new figure otherwise); returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        fig, axes = plt.subplots(2, 1, figsize=(9, 4.6), sharex=True)
+    fig = axes[0].figure
+    for ax, name in zip(axes, ("valence", "arousal")):
+        ax.plot(frames["time"], frames[name], color=color, lw=1.3, label=label)
+        if shade:
+            for a, b in _no_face_spans(frames):
+                ax.axvspan(a, b, color="0.85", lw=0, zorder=0)
+        ax.set_ylabel(name)
+        ax.set_ylim(-1.05, 1.05)
+        ax.axhline(0, color="0.6", lw=0.6)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("time (s)")
+    return fig
+
+
+def plot_trajectory(frames: pd.DataFrame, ax=None, cmap: str = "viridis", colorbar: bool = True):
+    """The (valence, arousal) path over the circumplex of Figure 1, coloured by time; returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.2, 5.6))
+    circumplex(ax, octants=False)
+    ok = frames["valence"].notna().to_numpy()
+    t = frames["time"].to_numpy(float)
+    points = frames[["valence", "arousal"]].to_numpy(float)
+    norm = plt.Normalize(t.min(), t.max() if t.max() > t.min() else t.min() + 1)
+    # consecutive frames that both have a value are joined; a gap (no face) breaks the line
+    pairs = np.flatnonzero(ok[:-1] & ok[1:])
+    segments = np.stack([points[pairs], points[pairs + 1]], axis=1) if len(pairs) else np.zeros((0, 2, 2))
+    lines = LineCollection(segments, cmap=cmap, norm=norm, lw=1.6, zorder=5)
+    lines.set_array(t[pairs] if len(pairs) else np.zeros(0))
+    ax.add_collection(lines)
+    dots = ax.scatter(points[ok, 0], points[ok, 1], c=t[ok], cmap=cmap, norm=norm, s=9, zorder=6)
+    if colorbar:
+        ax.figure.colorbar(dots, ax=ax, fraction=0.046, pad=0.04, label="time (s)")
+    return ax.figure
+

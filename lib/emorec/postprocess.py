@@ -33,12 +33,11 @@ validation partition only; the test partition is never seen.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import gaussian_filter1d
 
 from emorec.metrics import ccc
 
@@ -267,6 +266,7 @@ def simulate_lagged_predictions(
     (``gain``), offset (``bias``) and noisy, as regression models trained on neutral-heavy labels
     tend to be. Returns ``(labels, predictions)``, two lists of ``n_sequences`` arrays.
     """
+    from scipy.ndimage import gaussian_filter1d  # only the simulation needs scipy
     if n_sequences < 1 or n_frames <= abs(lag) + 1:
         raise ValueError(f"need n_sequences >= 1 and n_frames > |lag| + 1, got {n_sequences}, {n_frames}, lag {lag}")
     rng = np.random.default_rng(seed)
@@ -281,3 +281,41 @@ def simulate_lagged_predictions(
         labels.append(np.clip(delayed + rng.normal(0, noise / 2, n_frames), -1, 1))
         preds.append(gain * truth + bias + rng.normal(0, noise, n_frames))
     return labels, preds
+
+
+# --------------------------------------------------------------------------------------------------
+# The pipeline on a frame timeline with gaps (the predict path, §6)
+# --------------------------------------------------------------------------------------------------
+
+LABEL_STEP_S = 0.1  # the shift t counts 10 Hz label steps (§3.4, SEWA's rate)
+
+
+def as_params(p) -> PostprocessParams:
+    """``p`` as :class:`PostprocessParams`, from itself or a dict as :func:`params_as_dict` writes (ours)."""
+    if isinstance(p, PostprocessParams):
+        return p
+    if isinstance(p, Mapping):
+        return PostprocessParams(shift=int(p.get("shift", 0)), offset=float(p.get("offset", 0.0)),
+                                 pivot=float(p.get("pivot", 0.0)), factor=float(p.get("factor", 1.0)),
+                                 kept=tuple(p.get("kept", ())))
+    raise ValueError(f"post-processing parameters must be PostprocessParams or a dict, got {type(p).__name__}")
+
+
+def params_as_dict(p) -> dict:
+    """The §3.4 parameters as a plain dict (for settings.json, result.json; ours)."""
+    p = as_params(p)
+    return {"shift": p.shift, "offset": p.offset, "pivot": p.pivot, "factor": p.factor, "kept": list(p.kept)}
+
+
+def postprocess_timeline(times, values, params) -> np.ndarray:
+    """The §3.4 pipeline on one series with gaps: Eq. (3)'s shift ``y(τ) = y'(τ + t·0.1 s)`` by
+    interpolation over the frames that have a value (ends held), then ``pivot + (y + offset −
+    pivot) × factor`` (Eqs. (2), (1)). NaN frames stay NaN."""
+    params = as_params(params)
+    times, values = np.asarray(times, float), np.asarray(values, float)
+    out = values.copy()
+    ok = np.isfinite(values)
+    if params.shift and ok.sum() > 1:
+        out[ok] = np.interp(times[ok] + params.shift * LABEL_STEP_S, times[ok], values[ok])
+    return params.pivot + (out + params.offset - params.pivot) * params.factor
+

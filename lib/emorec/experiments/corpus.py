@@ -84,11 +84,12 @@ class Corpus:
         return pd.DataFrame(rows).set_index("split")
 
 
-def face_cache_root(data_root, profile: str, fps: float, sewa_root=None) -> Path:
+def face_cache_root(data_root, profile: str, fps: float, sewa_root=None, track_every: int | None = None) -> Path:
     """Where the crops of a corpus live: beside the synthetic data, or under ``data/real-sewa``
-    for a real copy (which is left untouched)."""
+    for a real copy (which is left untouched). Tracked extraction (``track_every``) has a folder of
+    its own, so switching it on or off never replaces the other's entries."""
     base = resolve(data_root) / (profile if sewa_root is None else "real-sewa")
-    return base / "faces" / f"{fps:g}fps"
+    return base / "faces" / (f"{fps:g}fps" + (f"-track{track_every}" if track_every else ""))
 
 
 def _labels_for(row: pd.Series, track: FaceTrack) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,18 +128,22 @@ def sewa_index(data_root="data", profile: str = "cpu", seed: int = 0, sewa_root=
 
 
 def prepare_corpus(data_root="data", profile: str = "cpu", seed: int = 0, fps: float = 10,
-                   sewa_root=None, split_file=None, crop_size=(100, 80), progress: bool = False) -> Corpus:
+                   sewa_root=None, split_file=None, crop_size=(100, 80), progress: bool = False,
+                   track_every: int | None = None) -> Corpus:
     """Index, extract faces from and label a SEWA-DB(-like) corpus (§3.2.1, §4.1).
 
     Without ``sewa_root`` the synthetic corpus of ``profile`` is generated on first use under
     ``data_root``; with it, a real SEWA-DB (raw or AVEC layout) copy is read, and ``split_file``
     (CSV ``video,split``) gives the paper's train/validation/test protocol. Face crops are cached
-    (a second call costs seconds)."""
+    (a second call costs seconds). ``track_every`` = k: the full MTCNN cascade on every k-th sampled
+    frame and the face tracked in between (:class:`emorec.data.faces.FaceTracker`); None or 0, the
+    paper's detection in every frame."""
     index = sewa_index(data_root, profile, seed, sewa_root, split_file)
     root = Path(index.attrs["root"])
     description = index.attrs["description"]
-    tracks = faces.extract_corpus(index["video_path"], face_cache_root(data_root, profile, fps, sewa_root),
-                                  fps=fps, crop_size=tuple(crop_size), progress=progress)
+    tracks = faces.extract_corpus(index["video_path"], face_cache_root(data_root, profile, fps, sewa_root, track_every),
+                                  fps=fps, crop_size=tuple(crop_size), progress=progress,
+                                  extractor=faces.FaceExtractor(track_every=track_every or None))
     records = []
     for _, row in index.iterrows():
         track = tracks[Path(row["video_path"]).stem]
