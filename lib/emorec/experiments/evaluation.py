@@ -202,6 +202,14 @@ def seed_spread(values) -> dict[str, float]:
             "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "n": int(len(values))}
 
 
+def seed_columns(runs: list[dict], label: str, prefix: str = "") -> dict:
+    """Table columns of one label's test CCC over the seeds of a configuration (``runs``: one result row
+    per seed): mean, range and standard deviation (ours)."""
+    spread = seed_spread([r[f"{label}_CCC"] for r in runs])
+    return {f"{prefix}CCC seeds": spread["n"], f"{prefix}CCC mean": spread["mean"],
+            f"{prefix}CCC min–max": f"{spread['min']:.3f}–{spread['max']:.3f}", f"{prefix}CCC std": spread["std"]}
+
+
 def claim_word(holds_per_seed) -> str:
     """"holds" if a claim holds for every seed, "does not hold" if for none, "mixed" otherwise (ours)."""
     flags = [bool(v) for v in holds_per_seed]

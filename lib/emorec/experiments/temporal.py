@@ -164,10 +164,23 @@ def table2_grid(base: dict, inits, fps_values, seq_lens, overlaps, fusions) -> l
             for init, fps, sl, ov, fm in itertools.product(inits, fps_values, seq_lens, overlaps, fusions)]
 
 
+def with_seeds(run, config: dict, corpus: Corpus, checkpoint, store: ArtefactStore, n_seeds: int,
+               first: dict | None = None) -> list[dict]:
+    """A configuration's result rows for seeds ``config["seed"]`` … + ``n_seeds`` − 1 (``run``:
+    :func:`run_cnn_lstm` or :func:`run_frame_baseline`; ``first``: the row of the first seed, if run
+    already). Each seed is its own cached experiment (ours: the spread over seeds)."""
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
+        raise ValueError(f"n_seeds must be an integer >= 1, got {n_seeds!r}")
+    seed = int(config["seed"])
+    rows = [first if first is not None else run(config, corpus, checkpoint, store)]
+    return rows + [run({**config, "seed": seed + k}, corpus, checkpoint, store) for k in range(1, n_seeds)]
+
+
 def cascade_checkpoint(row_folder: Path) -> Path:
     """The complete CNN-LSTM checkpoint written by a Table 2 run."""
     return Path(row_folder) / "model.pt"
 
 
 __all__ = ["best_per_label", "build_cascade", "build_frame_model", "cascade_checkpoint",
-           "prefix_settings", "run_cnn_lstm", "run_cnn_lstm_finetune", "run_frame_baseline", "table2_grid"]
+           "prefix_settings", "run_cnn_lstm", "run_cnn_lstm_finetune", "run_frame_baseline", "table2_grid",
+           "with_seeds"]
