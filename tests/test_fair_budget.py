@@ -1,11 +1,10 @@
 """Issue 12: the cascade, the i3D-CNN and the frame-by-frame baseline of the cpu (and smoke) profile are
 trained on the same budget: the same frozen prefix (one cache entry), the same trainable blocks and
 head, the same training settings. Built from the profiles' real parameters (chapter defaults merged
-with params/<profile>.yaml), not from values restated here."""
+with params/<profile>.yaml, as `emorec train` reads them), not from values restated here."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -13,35 +12,18 @@ import pytest
 import torch
 from torch import nn
 
-from emorec import book
+from emorec import cli
 from emorec.experiments import i3d, prefix, temporal
 from emorec.experiments.corpus import Corpus
 from emorec.models import CNN2D, load_model
 from emorec.train import checkpoint as ckpt
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED_SETTINGS = ("lr", "batch_size", "epochs", "patience", "input_size", "head_units")
 
 
-def chapter_params(stem: str, profile: str) -> dict:
-    """A chapter's parameters in force for ``profile``: its parameters cell, then the profile's section."""
-    text = (REPO / "chapters" / f"{stem}.md").read_text()
-    cell = re.search(r"```\{code-cell\} ipython3\n:tags: \[parameters\]\n\n(.*?)```", text, re.S).group(1)
-    values: dict = {}
-    exec(cell, {}, values)  # plain assignments only (CONTRIBUTING: the parameters cell holds plain values)
-    profile_params = book.load_profile(REPO, profile)
-    values.update({k: v for k, v in profile_params["common"].items() if k in values})
-    values.update(profile_params.get(stem) or {})
-    return values
-
-
 def cascade_config(profile: str) -> dict:
-    p = chapter_params("04_4_cnn_lstm", profile)
-    base = dict(backbone=p["backbone_mode"], trainable_from=p["trainable_from"], input_size=p["input_size"],
-                pool=p["pool"], hidden_size=p["hidden_size"], dropout=p["dropout"],
-                recurrent_dropout=p["recurrent_dropout"], head_units=p["head_units"], lr=p["lr"],
-                batch_size=p["batch_size"], epochs=p["epochs"], patience=p["patience"], seed=p["seed"])
-    return temporal.table2_grid(base, p["inits"], p["fps_values"], p["seq_lens"], p["overlaps"], p["fusions"])[0]
+    """The first configuration of chapter 4.4's grid in ``profile``, as the chapter builds it."""
+    return cli.named_grid("table2", profile)[0]
 
 
 def table1_checkpoint(folder: Path, width: float) -> Path:
@@ -74,8 +56,8 @@ def _linears(head: nn.Module) -> list[tuple]:
 @pytest.mark.parametrize("profile", ["cpu", "smoke"])
 def test_the_three_models_have_the_same_trainable_blocks_and_share_one_prefix(profile, tmp_path):
     config = cascade_config(profile)
-    video_params = chapter_params("04_5_i3d", profile)
-    rows = i3d.i3d_grid(profile, **i3d.budget_overrides(video_params["trainable_from"]))
+    video_params = cli.chapter_values("04_5_i3d", profile)
+    rows = cli.named_grid("i3d", profile)
     checkpoint = table1_checkpoint(tmp_path, rows[0]["width"])
     assert config["backbone"] == temporal.SHARED and all(r["shared_prefix"] for r in rows)
     assert config["trainable_from"] == video_params["trainable_from"]

@@ -138,7 +138,8 @@ def _table2_grid(values: dict) -> list[dict]:
     from .experiments.temporal import table2_grid
 
     v = values
-    base = dict(backbone=v["backbone_mode"], input_size=v["input_size"], pool=v["pool"], hidden_size=v["hidden_size"],
+    base = dict(backbone=v["backbone_mode"], trainable_from=v["trainable_from"], input_size=v["input_size"],
+                pool=v["pool"], hidden_size=v["hidden_size"],
                 dropout=v["dropout"], recurrent_dropout=v["recurrent_dropout"], head_units=v["head_units"],
                 lr=v["lr"], batch_size=v["batch_size"], epochs=v["epochs"], patience=v["patience"], seed=v["seed"])
     return table2_grid(base, v["inits"], v["fps_values"], v["seq_lens"], v["overlaps"], v["fusions"])
@@ -155,9 +156,9 @@ def named_grid(table: str, profile: str, params_file=None) -> list[dict]:
     if table == "table2":
         return _table2_grid(chapter_values(TABLE2_CHAPTER, profile, params_file))
     if table == "i3d":
-        from .experiments.i3d import i3d_grid
+        from .experiments.i3d import budget_overrides, i3d_grid
 
-        return i3d_grid(profile)
+        return i3d_grid(profile, **budget_overrides(chapter_values("04_5_i3d", profile, params_file)["trainable_from"]))
     raise ValueError(f"unknown table {table!r}; choose one of {', '.join(TABLES)}")
 
 
