@@ -6,8 +6,8 @@ epoch runs the frozen stages again on every frame of every clip (and reads and r
 This script times one epoch of the same trainable part (:func:`emorec.train.loop.training_step`,
 Adam, MSE) both ways, side by side in one run, on the synthetic clips of the cpu profile's
 dimensions (width 0.25, 48×40 input, SL 16, batch 16, LSTM 128 units) and prints the ratio. The
-one-off cost of computing the prefix is printed too. The pixel path gets frames already resized
-(favouring it: the book's pixel clips also read and resize the crops).
+one-off cost of computing the prefix is printed too. The pixel path reads its clips as the book's
+end-to-end training does (:class:`emorec.data.clips.PixelClips`: crops resized per clip).
 
     .venv/bin/python benchmarks/shared_prefix.py              # 128 training clips
     .venv/bin/python benchmarks/shared_prefix.py --clips 256
@@ -19,10 +19,12 @@ import argparse
 import time
 
 import numpy as np
+import pandas as pd
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
-from emorec.data.clips import CachedClips, ClipIndex, resize_frames
+from emorec.data.clips import CachedClips, ClipIndex, PixelClips, resize_frames
+from emorec.data.faces import FaceTrack
 from emorec.models import CNNLSTM
 from emorec.train import TrainConfig
 from emorec.train.loop import make_loss, training_step
@@ -42,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=128, help="training clips per epoch")
     parser.add_argument("--seq-len", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=64)
     args = parser.parse_args()
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -61,8 +63,9 @@ def main() -> None:
     prefix_seconds = time.perf_counter() - start
     cached = DataLoader(CachedClips(clips, [maps]), batch_size=args.batch, shuffle=True)
 
-    pixels = frames.reshape(args.clips, args.seq_len, *frames.shape[1:]).transpose(1, 2)  # [N, 3, T, h, w]
-    from_pixels = DataLoader(TensorDataset(pixels, torch.from_numpy(clips.labels)), batch_size=args.batch,
+    kept = pd.DataFrame({"frame": np.arange(n_frames), "time": np.arange(n_frames) / 10, "kept": True})
+    track = FaceTrack(path="in-memory", crops=crops, frames=kept, meta={})
+    from_pixels = DataLoader(PixelClips([track], [labels], args.seq_len, 0.0, (48, 40)), batch_size=args.batch,
                              shuffle=True)
     epoch_seconds(model, suffix, cached, settings)  # warm-up
     t_cached = epoch_seconds(model, suffix, cached, settings)
