@@ -99,3 +99,19 @@ def test_cnn_lstm_layout_and_feature_cache_path():
     model(clips, **masks).sum().backward()
     assert all(p.grad is None for p in model.features.parameters())
     assert model.temporal.lstm.weight_ih_l0.grad is not None
+
+
+@pytest.mark.parametrize("n_frozen", [0, 3, 4, 5])
+def test_cascade_split_prefix_then_suffix_is_the_whole_cascade(n_frozen):
+    model = CNNLSTM("vgg16_bn", width=0.125, hidden_size=8, head_units=(6, 4), finetune_from="Conv_5_1").eval()
+    clips = torch.rand(2, 3, 4, 48, 40)
+    prefix, suffix = model.split(n_frozen)
+    with torch.no_grad():
+        maps = prefix(clips)
+        assert maps.shape[:3] == (2, maps.shape[1], 4)  # clip layout [N, C, T, h, w] kept
+        torch.testing.assert_close(suffix(maps), model(clips))
+        torch.testing.assert_close(model.encode_frames(clips)[:, 1],
+                                   torch.flatten(model.pool(model.features(model.normalize(clips[:, :, 1]))), 1))
+    assert {id(p) for p in suffix.parameters()} <= {id(p) for p in model.parameters()}
+    trainable = {n.split(".")[1] for n, p in suffix.named_parameters() if p.requires_grad and n.startswith("stages")}
+    assert trainable == ({"conv5"} if n_frozen < 5 else set())

@@ -16,7 +16,8 @@ from emorec.experiments.temporal import table2_configurations
 
 REPO = Path(__file__).resolve().parents[1]
 # The grids as the code built them before they moved into params/*.yaml (the finetuning/i3d settings
-# tables and chapter 4.4's parameter defaults), written out when the move was made.
+# tables and chapter 4.4's parameter defaults), written out when the move was made; Table 2 and the
+# i3D as the shared-budget code of issue 12 built them from its settings tables and chapter defaults.
 BEFORE = json.loads((REPO / "tests" / "fixtures" / "grids_before_config.json").read_text())
 
 
@@ -55,7 +56,7 @@ def test_a_params_file_overrides_typed_keys(tmp_path):
     cfg = config.load("smoke", mine, root=REPO)
     grid = table2_configurations(cfg.table2, cfg.seed)
     assert {r["seq_len"] for r in grid} == {32} and {r["epochs"] for r in grid} == {3} and grid[0]["seed"] == 4
-    assert cfg.corpus.rafdb["n_train"] == 10 and cfg.table2.hidden_size == 16  # the rest stays the profile's
+    assert cfg.corpus.rafdb["n_train"] == 10 and cfg.table2.hidden_size == 64  # the rest stays the profile's
     assert cfg.sources["04_4_cnn_lstm", "epochs"] == str(mine)
     assert cfg.sources["04_4_cnn_lstm", "hidden_size"] == "params/smoke.yaml"
 
@@ -94,7 +95,7 @@ def test_the_cli_builds_every_grid_without_reading_a_chapter():
             "assert 'jupytext' not in sys.modules and 'emorec.book' in sys.modules, sorted(sys.modules)\n"
             "print(n)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[6, 16, 4]"
+    assert out.stdout.strip() == "[6, 2, 4]"
 
 
 def test_the_book_injects_only_declared_keys_and_rejects_keys_neither_declares(tmp_path):

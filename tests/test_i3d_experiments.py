@@ -8,9 +8,12 @@ import torch
 from emorec import paper
 from emorec.data.faces import FaceTrack
 from emorec.experiments import i3d
+from emorec.experiments import prefix
 from emorec.experiments.cache import ArtefactStore
+from emorec.experiments.prefix import pixel_clips
 from emorec.experiments.corpus import Corpus, VideoRecord
 from emorec.models import CNN2D, PRESETS, load_model
+from emorec.train import checkpoint as ckpt
 from emorec.train.loop import make_loss, training_step
 
 
@@ -45,7 +48,7 @@ def test_paper_grid_is_the_papers_design():
             init = "zero" if p.inflation == "copied" else p.centered_init
             assert (p.inflation, init, p.masking, tuple(i3d.DILATIONS[p.dilation]), float(p.multiplier)) in options
     assert len(options) == 24 and {r["preset"] for r in grid} == {"C1", "C2", None}
-    assert not any(r["cache_frozen"] for r in grid) and {r["finetune_from"] for r in grid} == {"Full"}
+    assert not any(r["shared_prefix"] for r in grid) and {r["finetune_from"] for r in grid} == {"Full"}
 
 
 @pytest.mark.parametrize("profile", ["cpu", "smoke"])
@@ -56,7 +59,9 @@ def test_reduced_grids_compare_c1_with_c2(profile):
     assert {r["preset"] for r in grid} == {"C1", "C2"}
     # Thinned networks cannot take published weights (full width only): the stand-ins only.
     assert all(r["width"] < 1 and r["source"] in ("raf", "identity") for r in grid)
-    assert all(r["cache_frozen"] and i3d.frozen_stages(r) == 3 for r in grid)
+    assert all(r["shared_prefix"] and i3d.frozen_stages(r) == 4 for r in grid)
+    assert i3d.i3d_grid(profile, **i3d.budget_overrides("conv4"))[0]["finetune_from"] == "Conv_4_1"
+    assert i3d.i3d_grid(profile, **i3d.budget_overrides(None))[0]["shared_prefix"] is False
     with pytest.raises(ValueError, match="unknown profile"):
         i3d.i3d_grid("gpu")
 
@@ -127,9 +132,9 @@ def _tiny_row(**changes):
     return row
 
 
-def test_clip_adaptor_shapes_and_range(corpus):
+def test_pixel_clips_shapes_and_range(corpus):
     records = corpus.split("train")
-    clips = i3d.I3DClips(records, seq_len=4, overlap=0.5, input_size=(48, 40))
+    clips = pixel_clips(records, seq_len=4, overlap=0.5, input_size=(48, 40))
     # Video 0 lost frame 12: no clip spans it with tolerance 1.
     starts = clips.index[clips.index[:, 0] == 0, 1].tolist()
     assert starts == [0, 2, 4, 6, 8, 12, 14, 16, 18, 20, 22, 24]
@@ -140,22 +145,26 @@ def test_clip_adaptor_shapes_and_range(corpus):
     crop = torch.from_numpy(np.array(records[0].track.crops[6])).permute(2, 0, 1).float() / 255
     expected = torch.nn.functional.interpolate(crop[None], size=(48, 40), mode="bilinear", antialias=True)[0]
     torch.testing.assert_close(x[:, 0], expected.clamp(0, 1))
-    same = i3d.resize_clip(torch.rand(5, 3, 48, 40), (48, 40))
-    assert same.shape == (3, 5, 48, 40)
 
 
 def test_wrong_fps_is_refused(corpus):
     with pytest.raises(ValueError, match="50 fps"):
-        i3d.clip_sets(corpus, _tiny_row(fps=50))
+        i3d.check_corpus(_tiny_row(fps=50), corpus)
 
 
-def test_frozen_stages_computed_once_give_the_same_network(corpus):
-    row = _tiny_row(finetune_from="Conv_4_1")
+@pytest.mark.parametrize("preset", ["C1", "C2"])
+@pytest.mark.parametrize("n_frozen", [0, 3, 4])
+def test_split_prefix_then_suffix_is_the_whole_network(preset, n_frozen):
+    row = _tiny_row(finetune_from="Conv_4_1", preset=preset, **i3d.preset_options(preset))
     model = i3d.I3D(**i3d.model_kwargs(row)).eval()
     x = torch.rand(2, 3, 4, 32, 32)
-    n = i3d.frozen_stages(row)
+    prefix, suffix = model.split(n_frozen)
     with torch.no_grad():
-        torch.testing.assert_close(i3d.Suffix(model, n)(i3d.frozen_prefix(model, n)(x)), model(x))
+        torch.testing.assert_close(suffix(prefix(x)), model(x))
+    # the suffix shares the model's modules: training it trains the model
+    assert {id(p) for p in suffix.parameters()} <= {id(p) for p in model.parameters()}
+    with pytest.raises(ValueError, match="n_frozen"):
+        model.split(6)
 
 
 @pytest.fixture()
@@ -163,18 +172,34 @@ def weights(tmp_path):
     """A 2D checkpoint of ours (the form Table 1 leaves): VGG-11 at width 1/16."""
     model = CNN2D("vgg11", task="regression", width=0.0625, seed=3)
     path = tmp_path / "best.pt"
-    torch.save({"model": model.state_dict()}, path)
+    ckpt.save({"format": ckpt.FORMAT, "model": model.state_dict(), "model_config": ckpt.plain(model.config)}, path)
     return path
 
 
-@pytest.mark.parametrize("cache_frozen", [True, False])
-def test_cached_rerun_does_not_retrain(corpus, weights, tmp_path, monkeypatch, cache_frozen):
+def test_frozen_stages_of_the_i3d_are_the_2d_network_frame_by_frame(weights):
+    """C2 (copied, masked, dilated) on the trained stages only: the frozen conv1-conv4 give the shared
+    prefix's maps, which the 2D models read (the prefix is computed once for all three models)."""
+    row = _tiny_row(finetune_from="Conv_5_1", shared_prefix=True, preset="C2", **i3d.preset_options("C2"))
+    model = i3d.I3D(**i3d.model_kwargs(row, weights)).eval()
+    assert model.config["frame_stages"] == 4 and model.config["inflation"] == "copied"
+    clips = torch.rand(2, 3, 5, 32, 32)
+    prefix_2d, _ = load_model(weights).split(4)
+    with torch.no_grad():
+        expected = torch.stack([prefix_2d(clips[:, :, t]) for t in range(5)], 2)
+        torch.testing.assert_close(model.split(4)[0](clips), expected, rtol=1e-4, atol=1e-5)
+    conv5 = [m for m in model.features.conv5.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert conv5 and all(type(m).__name__ == "MaskedConv3d" for m in conv5)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_cached_rerun_does_not_retrain(corpus, weights, tmp_path, monkeypatch, shared):
     calls = []
-    real_fit = i3d.fit
-    monkeypatch.setattr(i3d, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    module = prefix if shared else i3d
+    real_fit = module.fit
+    monkeypatch.setattr(module, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
     monkeypatch.setattr(i3d, "initial_weights", lambda row, store: weights)
     store = ArtefactStore(tmp_path / "artefacts", "smoke")
-    row = _tiny_row(cache_frozen=cache_frozen, finetune_from="Conv_4_1", preset="C2",
+    row = _tiny_row(shared_prefix=shared, finetune_from="Conv_4_1", preset="C2",
                     **i3d.preset_options("C2"))
     first = i3d.run_i3d(row, corpus, store)
     assert first["status"] == "ok" and len(calls) == 1

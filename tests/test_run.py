@@ -152,7 +152,11 @@ def test_configurations_sharing_what_they_make_first_wait_for_one_of_them():
     grid = run.grid_of("table1", cfg)
     assert [grid[j.index]["source"] for j in first] == ["identity"]  # one per identity pre-training
     assert len(first) + len(rest) == 6
-    first, rest = run.waves("table2", cfg, None, list(range(16)))  # frozen features per (init, fps)
-    assert sorted((j.index for j in first)) == [0, 8] and len(rest) == 14
-    assert run.waves("i3d", cfg, None, [1, 3]) == [[], [run.Job("i3d", "cpu", None, index=1),
-                                                       run.Job("i3d", "cpu", None, index=3)]]
+    first, rest = run.waves("table2", cfg, None, [0, 1])  # the shared prefix per (init, fps)
+    assert sorted((j.index for j in first)) == [0, 1] and rest == []
+    grid = run.grid_of("i3d", cfg)  # (raf, C1), (raf, C2), (identity, C1), (identity, C2)
+    assert [(r["source"], r["preset"]) for r in grid] == [("raf", "C1"), ("raf", "C2"), ("identity", "C1"),
+                                                          ("identity", "C2")]
+    assert run.waves("i3d", cfg, None, [0, 1, 3]) == [[run.Job("i3d", "cpu", None, index=0),
+                                                       run.Job("i3d", "cpu", None, index=3)],
+                                                      [run.Job("i3d", "cpu", None, index=1)]]

@@ -1,4 +1,4 @@
-"""Table 2 machinery: feature standardisation folded exactly, clip → frame → label-timeline
+"""Table 2 machinery: the clip index and its cached-map source, clip → frame → label-timeline
 predictions, and configurations chosen on validation only."""
 
 from __future__ import annotations
@@ -8,47 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
-from emorec.data.clips import fuse_labels, make_windows
+from emorec.data.clips import CachedClips, ClipIndex, fuse_labels, make_windows
 from emorec.data.faces import FaceTrack
 from emorec.experiments.corpus import VideoRecord
-from emorec.experiments.evaluation import best_model_per_label, spread_clip_predictions, to_label_timeline
-from emorec.experiments.temporal import (FeatureClips, FrameHead, best_per_label, fold_standardization,
-                                         standardized)
-from emorec.models.cnn_lstm import LSTMRegressor
-
-
-def test_folded_standardisation_gives_the_same_lstm_outputs_on_raw_features():
-    rng = np.random.default_rng(0)
-    raw = rng.normal(3.0, 2.0, size=(4, 7, 5)).astype(np.float32)
-    mean, std = raw.reshape(-1, 5).mean(0), raw.reshape(-1, 5).std(0)
-    torch.manual_seed(0)
-    model = LSTMRegressor(5, 8, head_units=(6,)).eval()
-    with torch.no_grad():
-        expected = model(torch.from_numpy((raw - mean) / std))
-        fold_standardization(model.lstm.weight_ih_l0, model.lstm.bias_ih_l0, mean, std)
-        torch.testing.assert_close(model(torch.from_numpy(raw)), expected, rtol=1e-5, atol=1e-5)
-
-
-def test_folding_keeps_the_weights_device():
-    """Issue 11: after fit() the weights may sit on a GPU while the statistics are numpy (CPU) arrays.
-    The meta device stands in for CUDA here: mixing it with CPU tensors fails as CUDA does."""
-    weight, bias = torch.zeros(3, 4, device="meta"), torch.zeros(3, device="meta")
-    fold_standardization(weight, bias, np.zeros(4, np.float32), np.ones(4, np.float32))
-    assert weight.device.type == bias.device.type == "meta"
-
-
-def test_folded_standardisation_in_the_baseline_head():
-    rng = np.random.default_rng(1)
-    raw = rng.normal(1.0, 4.0, size=(10, 6)).astype(np.float32)
-    mean, std = raw.mean(0), raw.std(0)
-    head = FrameHead(6, (8,)).eval()
-    first = head.head[0]
-    with torch.no_grad():
-        expected = head(torch.from_numpy((raw - mean) / std))
-        fold_standardization(first.weight, first.bias, mean, std)
-        torch.testing.assert_close(head(torch.from_numpy(raw)), expected, rtol=1e-5, atol=1e-5)
-    scaled = standardized({"v": raw}, mean, std)["v"]
-    np.testing.assert_allclose(scaled.mean(0), 0, atol=1e-5)
+from emorec.experiments.evaluation import (best_model_per_label, best_per_label, claim_word, seed_spread,
+                                           spread_clip_predictions, to_label_timeline)
+from emorec.experiments.prefix import clip_index
 
 
 def test_clip_predictions_spread_as_the_mean_of_covering_clips():
@@ -84,18 +49,44 @@ def _record(n=20, missing=(7,)):
     return VideoRecord("v", "s", "train", track, labels, np.arange(n) / 10, np.zeros((n, 2)))
 
 
-def test_feature_clips_follow_make_windows_and_fuse_labels():
+@pytest.mark.parametrize("seq_len, overlap, fusion", [(4, 0.5, "extremum"), (3, 0.0, "mean"), (5, 0.8, "mean")])
+def test_the_clip_index_follows_make_windows_and_fuse_labels(seq_len, overlap, fusion):
+    record = _record(missing=(7, 8))
+    index = clip_index([record], seq_len, overlap, tolerance=1, fusion=fusion)
+    windows = make_windows(record.track.kept_frames, seq_len, overlap, 1)
+    assert len(index) == len(windows) > 0
+    np.testing.assert_array_equal(index.index, [(0, w[0]) for w in windows])
+    np.testing.assert_array_equal(index.starts(0), [w[0] for w in windows])
+    for i, window in enumerate(windows):
+        np.testing.assert_allclose(index.labels[i], fuse_labels(record.frame_labels[window], fusion), rtol=1e-6)
+    # the gap at frames 7-8 (tolerance 1) removes the windows that straddle it
+    assert all(not (w[0] < 7 <= w[-1]) for w in (record.track.kept_frames[w] for w in windows))
+
+
+def test_cached_clips_serve_the_maps_of_each_window_in_clip_layout():
     record = _record()
-    feats = {"v": np.arange(19 * 3, dtype=np.float32).reshape(19, 3)}
-    clips = FeatureClips([record], feats, seq_len=4, overlap=0.5, tolerance=1, fusion="extremum")
+    maps = np.arange(19 * 2 * 3 * 1, dtype=np.float16).reshape(19, 2, 3, 1)  # [N_kept, C, h, w]
+    clips = CachedClips(clip_index([record], 4, 0.5, fusion="extremum"), [maps])
     windows = make_windows(record.track.kept_frames, 4, 0.5, 1)
-    assert len(clips) == len(windows) > 0
     for i, window in enumerate(windows):
         x, y = clips[i]
-        np.testing.assert_array_equal(x.numpy(), feats["v"][window])
-        np.testing.assert_allclose(y.numpy(), fuse_labels(record.frame_labels[window], "extremum"))
-    # the gap at frame 7 (tolerance 1) removes the windows that straddle it
-    assert all(not (w[0] < 7 <= w[-1]) for w in (record.track.kept_frames[w] for w in windows))
+        assert x.shape == (2, 4, 3, 1) and x.dtype == torch.float32  # [C, T, h, w], as the models take clips
+        np.testing.assert_array_equal(x.numpy(), maps[window].astype(np.float32).transpose(1, 0, 2, 3))
+        np.testing.assert_allclose(y.numpy(), fuse_labels(record.frame_labels[window], "extremum"), rtol=1e-6)
+    with pytest.raises(ValueError, match="2 label arrays"):
+        ClipIndex([record.track.kept_frames], [record.frame_labels] * 2, 4, 0.5)
+
+
+def test_seed_spread_and_the_word_for_a_claim():
+    spread = seed_spread([0.5, 0.7, 0.6])
+    assert spread["mean"] == pytest.approx(0.6) and (spread["min"], spread["max"]) == (0.5, 0.7)
+    assert spread["std"] == pytest.approx(0.1) and spread["n"] == 3
+    assert seed_spread([0.4])["std"] == 0.0
+    assert claim_word([True, True, True]) == "holds"
+    assert claim_word([True, False, True]) == "mixed"
+    assert claim_word([False]) == "does not hold"
+    with pytest.raises(ValueError):
+        claim_word([])
 
 
 def test_best_configuration_per_label_is_chosen_on_validation_not_test():

@@ -90,11 +90,14 @@ class Table2:
     seq_lens: list
     overlaps: list
     fusions: list
+    trainable_from: str | None  # CPU profiles: the first trained stage on the shared prefix ("conv5")
+    n_seeds: int  # the chosen configuration is trained with this many seeds
     train_missing: bool = True
 
     def base(self, seed: int) -> dict:
         """The settings every Table 2 configuration shares (the keys ``run_cnn_lstm`` reads)."""
-        return dict(backbone=self.backbone_mode, input_size=self.input_size, pool=self.pool,
+        return dict(backbone=self.backbone_mode, trainable_from=self.trainable_from, input_size=self.input_size,
+                    pool=self.pool,
                     hidden_size=self.hidden_size, dropout=self.dropout, recurrent_dropout=self.recurrent_dropout,
                     head_units=self.head_units, lr=self.lr, batch_size=self.batch_size, epochs=self.epochs,
                     patience=self.patience, seed=seed)
@@ -104,11 +107,14 @@ class Table2:
 class I3D:
     """The i3D grid (§4.5, Tables 3-6): ``pairs`` of (backbone, weight source), each with Table 3's
     C1 and C2, or with every option combination when ``full_options``; ``settings`` are the keys every
-    row shares (width, input size, SL, OR, fps, batch, lr, epochs, ...)."""
+    row shares (width, input size, SL, OR, fps, batch, lr, epochs, ...); ``trainable_from`` the first
+    trained stage on the shared prefix (CPU profiles; None: end to end, the paper)."""
 
     pairs: list
     full_options: bool
     settings: dict
+    trainable_from: str | None
+    n_seeds: int
     train_missing: bool = True
 
 

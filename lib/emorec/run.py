@@ -267,11 +267,16 @@ def face_jobs(cfg: configuration.Config, params_file) -> list[Job]:
 
 def _shared_start(step: str, row: dict):
     """What a configuration shares with others and makes on first use (None: nothing): the identity
-    pre-training of Table 1's stand-in rows, the frozen-backbone features of Table 2 (cpu profiles)."""
+    pre-training of Table 1's stand-in rows, the shared frozen prefix of Table 2's and the i3D's
+    configurations in the CPU profiles (one per initialisation and frame rate)."""
+    from .experiments.temporal import SHARED
+
     if step == "table1" and row["source"] == "identity":
         return row["backbone"]
-    if step == "table2" and row["backbone"] == "frozen":
+    if step == "table2" and row["backbone"] == SHARED:
         return row["init"], row["fps"]
+    if step == "i3d" and row.get("shared_prefix"):
+        return row["source"], row["fps"]
     return None
 
 

@@ -131,7 +131,57 @@ def clip_counts(frames_by_split: Mapping[str, Sequence], source_fps: float, fps_
 
 
 # --------------------------------------------------------------------------------------------------
-# Datasets
+# The clip index and its sources
+# --------------------------------------------------------------------------------------------------
+
+class ClipIndex:
+    """Every clip of a list of videos (§3.2.2): ``index`` [n, 2] (video position, first kept frame),
+    ``labels`` [n, 2] fused (valence, arousal), ``seq_len``. Windows come from :func:`make_windows`
+    over each video's kept frame numbers, labels from :func:`fuse_labels` over the clip's frames."""
+
+    def __init__(self, frame_numbers: Sequence, frame_labels: Sequence, seq_len: int, overlap: float,
+                 tolerance: float = 1, fusion: str = "mean"):
+        if fusion not in FUSION_MODES:
+            raise ValueError(f"unknown fusion mode {fusion!r}; expected one of {FUSION_MODES}")
+        if len(frame_labels) != len(frame_numbers):
+            raise ValueError(f"{len(frame_numbers)} videos but {len(frame_labels)} label arrays")
+        self.seq_len = int(seq_len)
+        index, fused = [], []
+        for v, (numbers, labels) in enumerate(zip(frame_numbers, frame_labels)):
+            for window in make_windows(numbers, seq_len, overlap, tolerance):
+                index.append((v, int(window[0])))
+                fused.append(fuse_labels(np.asarray(labels)[window], fusion))
+        self.index = np.array(index, dtype=np.int64).reshape(-1, 2)
+        self.labels = np.array(fused, dtype=np.float32).reshape(-1, 2)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def starts(self, video: int) -> np.ndarray:
+        """First kept-frame positions of the clips of video ``video``."""
+        return self.index[self.index[:, 0] == video, 1]
+
+
+class CachedClips(Dataset):
+    """Clips of cached per-frame maps (the shared frozen prefix of the CPU profiles): item = (float32
+    [C, T, h, w], fused (valence, arousal) [2]) (§3.2.2). ``maps``: per video of the index, an array
+    [N_kept, C, h, w] (memory-mapped float16 is fine; one contiguous slice per clip)."""
+
+    def __init__(self, clips: ClipIndex, maps: Sequence[np.ndarray]):
+        self.clips, self.maps = clips, list(maps)
+        self.index, self.labels, self.seq_len = clips.index, clips.labels, clips.seq_len
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        video, start = self.index[i]
+        clip = np.asarray(self.maps[video][start:start + self.seq_len], dtype=np.float32)
+        return torch.from_numpy(clip).transpose(0, 1), torch.from_numpy(self.labels[i])
+
+
+# --------------------------------------------------------------------------------------------------
+# Pixel datasets
 # --------------------------------------------------------------------------------------------------
 
 class _CropSource:
@@ -215,14 +265,9 @@ class ClipDataset(Dataset):
             raise ValueError(f"{len(tracks)} videos but {len(labels)} label arrays")
         self.seq_len, self.as_uint8 = int(seq_len), bool(as_uint8)
         self.source = _CropSource(tracks)
-        index, fused = [], []
-        for v, (track, lab) in enumerate(zip(tracks, labels)):
-            lab = _checked_labels(track, lab)
-            for window in make_windows(track.kept_frames, seq_len, overlap, tolerance):
-                index.append((v, int(window[0])))
-                fused.append(fuse_labels(lab[window], fusion))
-        self.index = np.array(index, dtype=np.int64).reshape(-1, 2)
-        self.labels = np.array(fused, dtype=np.float32).reshape(-1, 2)
+        checked = [_checked_labels(track, lab) for track, lab in zip(tracks, labels)]
+        self.clips = ClipIndex([t.kept_frames for t in tracks], checked, seq_len, overlap, tolerance, fusion)
+        self.index, self.labels = self.clips.index, self.clips.labels
 
     def __len__(self) -> int:
         return len(self.index)
@@ -231,6 +276,20 @@ class ClipDataset(Dataset):
         video, start = self.index[i]
         clip = self.source.crops(int(video))[start:start + self.seq_len]
         return _to_tensor(clip, self.as_uint8), torch.from_numpy(self.labels[i])
+
+
+class PixelClips(ClipDataset):
+    """:class:`ClipDataset` clips resized to a model's ``input_size`` (h, w), channels first as the
+    models take clips: item = (float32 [3, T, h, w] in [0, 1], fused (valence, arousal)) (§3.2, §3.3)."""
+
+    def __init__(self, tracks, labels, seq_len: int, overlap: float, input_size, tolerance: float = 1,
+                 fusion: str = "mean"):
+        super().__init__(tracks, labels, seq_len, overlap, tolerance, fusion)
+        self.input_size = tuple(int(v) for v in input_size)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        clip, label = super().__getitem__(i)
+        return resize_frames(clip, self.input_size).transpose(0, 1).contiguous(), label
 
 
 class FrameDataset(Dataset):

@@ -175,6 +175,49 @@ def evaluate_splits(splits: dict[str, SplitPredictions], max_shift: int = 10, n_
     return row
 
 
+def best_per_label(rows, group_keys=("init", "fps"), by: str = "val_pp") -> list[dict]:
+    """Per group and per label, the row with the best VALIDATION CCC (§4.4: the best configuration per
+    label; Tables 4-6): ``by="val_pp"`` ranks on the validation CCC after the post-processing chosen on
+    validation (the scale of the reported test scores), ``"val"`` on the raw one. The test set plays
+    no part in the choice; a tie keeps the earlier row; rows whose ``status`` is not "ok" are skipped.
+    Returns ``[{**group, "label": label, "row": row}]``."""
+    if by not in ("val_pp", "val"):
+        raise ValueError(f"by must be 'val_pp' or 'val', got {by!r}")
+    best: dict[tuple, dict] = {}
+    for row in rows:
+        if row.get("status", "ok") != "ok":
+            continue
+        for label in TARGETS:
+            key = tuple(row[k] for k in group_keys) + (label,)
+            if key not in best or row[f"{by}_{label}_CCC"] > best[key][f"{by}_{label}_CCC"]:
+                best[key] = row
+    return [{**dict(zip(group_keys, key[:-1])), "label": key[-1], "row": row} for key, row in best.items()]
+
+
+def seed_spread(values) -> dict[str, float]:
+    """Mean, min, max and standard deviation of one score over seeds (ours: the spread beside the
+    bootstrap interval over videos)."""
+    values = np.asarray(values, float)
+    return {"mean": float(values.mean()), "min": float(values.min()), "max": float(values.max()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "n": int(len(values))}
+
+
+def seed_columns(runs: list[dict], label: str, prefix: str = "") -> dict:
+    """Table columns of one label's test CCC over the seeds of a configuration (``runs``: one result row
+    per seed): mean, range and standard deviation (ours)."""
+    spread = seed_spread([r[f"{label}_CCC"] for r in runs])
+    return {f"{prefix}CCC seeds": spread["n"], f"{prefix}CCC mean": spread["mean"],
+            f"{prefix}CCC min–max": f"{spread['min']:.3f}–{spread['max']:.3f}", f"{prefix}CCC std": spread["std"]}
+
+
+def claim_word(holds_per_seed) -> str:
+    """"holds" if a claim holds for every seed, "does not hold" if for none, "mixed" otherwise (ours)."""
+    flags = [bool(v) for v in holds_per_seed]
+    if not flags:
+        raise ValueError("no seed to judge the claim on")
+    return "holds" if all(flags) else "does not hold" if not any(flags) else "mixed"
+
+
 def best_model_per_label(chosen: dict[str, dict]) -> dict[str, str]:
     """Per label, the model whose chosen row has the highest post-processed **validation** CCC.
 

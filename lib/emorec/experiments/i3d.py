@@ -27,31 +27,29 @@ inflation once, not once per initialisation. The CPU profiles thin the model and
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
-from torch.utils.data import Dataset
 
 from .. import paper
 from ..config import I3D as I3DSection, load as load_config
-from ..data.clips import ClipDataset, resize_frames
-from ..models import BLOCKS, I3D, PAPER_NAMES, PRESETS, imagenet_weights_file, parameter_counts, vggface_weights_file
+from ..models import BLOCKS, I3D, PAPER_NAMES, PRESETS, STAGES, imagenet_weights_file, parameter_counts, vggface_weights_file
 from ..train import TrainConfig, fit, predict
 from ..train import checkpoint as ckpt
+from . import evaluation
 from .cache import ArtefactStore, Experiment, NotRunYet
 from .corpus import SPLITS, TARGETS, Corpus, VideoRecord
-from .evaluation import SplitPredictions, evaluate_splits, spread_clip_predictions, timeline_predictions
+from .evaluation import evaluate_splits
+from .prefix import (cached_clip_sets, file_digest, finetune_block, pixel_clips, shared_prefix,
+                     split_predictions, train_suffix)
 
 TABLE = "table6_i3d"
 #: Library modules an i3D run depends on: editing one of them reruns the table (DESIGN §7).
 MODULES = ("emorec.models", "emorec.inflation", "emorec.train", "emorec.data.clips", "emorec.postprocess",
-           "emorec.metrics", "emorec.experiments.evaluation", "emorec.experiments.i3d")
+           "emorec.metrics", "emorec.experiments.evaluation", "emorec.experiments.prefix", "emorec.experiments.i3d")
 SOURCES = ("raf", "identity", "imagenet", "vggface")
 PUBLISHED = ("imagenet", "vggface")
 #: How each source is named in tables; stand-ins say so.
@@ -63,10 +61,15 @@ _OUR_BACKBONE = {name: key for key, name in PAPER_NAMES.items()}
 OPTION_KEYS = ("inflation", "init", "mask_center", "dilation", "multiplier")
 DILATIONS = {"I": [1, 1, 1, 1], "VIII": [1, 2, 4, 8]}  # Tables 4-5 print the two patterns of Table 3
 
-#: The settings every i3D row holds (``04_5_i3d: settings:`` in ``params/<profile>.yaml``).
+#: The settings every i3D row holds (``04_5_i3d: settings:`` in ``params/<profile>.yaml``). ``paper``
+#: trains end to end (``shared_prefix: false``); the CPU profiles give the i3D the training budget of
+#: chapter 4.4's 2D-CNN-LSTM (the same clips, lr, batch, epochs, patience, head and trainable part):
+#: the stages before ``finetune_from`` frozen, frame by frame, their maps the shared prefix computed once
+#: (:mod:`emorec.experiments.prefix`); the trainable stages inflated with the row's options.
 SETTING_KEYS = ("width", "input_size", "seq_len", "overlap", "eval_overlap", "fps", "tolerance", "fusion",
-                "batch_size", "lr", "epochs", "patience", "finetune_from", "cache_frozen", "time_kernel",
-                "max_shift", "n_boot")
+                "batch_size", "lr", "epochs", "patience", "head_units", "time_kernel", "max_shift", "n_boot")
+#: What the section's ``trainable_from`` sets in every row (:func:`budget_overrides`).
+BUDGET_KEYS = ("finetune_from", "shared_prefix")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -107,7 +110,7 @@ def option_grid(full: bool = True) -> list[dict]:
     return out
 
 
-def i3d_grid(section: I3DSection | str) -> list[dict]:
+def i3d_grid(section: I3DSection | str, **overrides) -> list[dict]:
     """The i3D configurations of a profile (§4.5, Tables 3-6), as plain dicts.
 
     ``section`` is the typed ``04_5_i3d`` section of :func:`emorec.config.load` (or a profile name):
@@ -115,9 +118,9 @@ def i3d_grid(section: I3DSection | str) -> list[dict]:
     (:func:`option_grid`) when ``full_options``, on the shared ``settings``. ``paper``: Table 6's eleven
     pairs plus the identity stand-in for VGG-16 and VGG-16-BN, all 24 combinations, at §4.5's settings
     (SL 64, OR 0.8, 10 fps, batch 8, Adam 1e-5, full width, 100×80). The CPU profiles use the width and
-    input size of Table 1's checkpoints of the same profile, freeze conv1-conv3 (``finetune_from``
-    Conv_4_1, Table 1's best VGG-16 starting block in the paper), compute the frozen stages once per
-    clip (``cache_frozen``) and train on non-overlapping clips, to fit 2 CPU cores.
+    input size of Table 1's checkpoints of the same profile and the budget of chapter 4.4's cascade:
+    conv1-conv4 frozen as the shared prefix (``shared_prefix``), conv5 inflated and trained.
+    ``overrides`` (e.g. the chapter's ``trainable_from``, :func:`budget_overrides`) replace settings.
     """
     if isinstance(section, str):
         section = load_config(section).i3d
@@ -130,6 +133,7 @@ def i3d_grid(section: I3DSection | str) -> list[dict]:
         for options in option_grid(full=section.full_options):
             row = dict(section.settings, backbone=backbone, base_model=PAPER_NAMES[backbone], source=source,
                        **options)
+            row.update(budget_overrides(section.trainable_from), **overrides)
             if source in PUBLISHED:
                 row["width"] = 1.0  # published weights exist at full width only
             row["preset"] = preset_of(row)
@@ -139,7 +143,7 @@ def i3d_grid(section: I3DSection | str) -> list[dict]:
 
 def check_row(row: dict) -> None:
     """Raise ValueError naming the problem if ``row`` is not a valid i3D configuration."""
-    needed = set(SETTING_KEYS) | set(OPTION_KEYS) | {"backbone", "source"}
+    needed = set(SETTING_KEYS) | set(BUDGET_KEYS) | set(OPTION_KEYS) | {"backbone", "source"}
     missing = needed - set(row)
     if missing:
         raise ValueError(f"i3D row lacks {sorted(missing)}: {row}")
@@ -156,7 +160,8 @@ def model_kwargs(row: dict, weights=None) -> dict:
     return dict(backbone=row["backbone"], width=row["width"], weights=None if weights is None else str(weights),
                 inflation=row["inflation"], init=row["init"], mask_center=row["mask_center"],
                 dilation=tuple(row["dilation"]), multiplier=row["multiplier"], time_kernel=row["time_kernel"],
-                finetune_from=row["finetune_from"], seed=row.get("seed", 0))
+                finetune_from=row["finetune_from"], head_units=tuple(row.get("head_units", (512,))),
+                frame_stages=frozen_stages(row) if row.get("shared_prefix") else 0, seed=row.get("seed", 0))
 
 
 def train_config(row: dict, model: I3D) -> TrainConfig:
@@ -167,65 +172,13 @@ def train_config(row: dict, model: I3D) -> TrainConfig:
                        seed=row.get("seed", 0), verbose=False, progress=False)
 
 
-# --------------------------------------------------------------------------------------------------
-# Data
-# --------------------------------------------------------------------------------------------------
+def budget_overrides(trainable_from: str | None) -> dict:
+    """Row settings for the chapter's split point: ``"conv4"``/``"conv5"`` trains from there on the
+    shared prefix (CPU profiles), None trains end to end from the first stage (the paper)."""
+    if trainable_from is None:
+        return {"finetune_from": "Full", "shared_prefix": False}
+    return {"finetune_from": finetune_block(trainable_from), "shared_prefix": True}
 
-def resize_clip(clip: torch.Tensor, size) -> torch.Tensor:
-    """Clip [T, 3, H, W] in [0, 1] → [3, T, h, w] at ``size`` = (h, w), channels first as the 3D
-    convolutions expect (§3.2, §3.3.2)."""
-    return resize_frames(clip, size).transpose(0, 1).contiguous()
-
-
-class I3DClips(Dataset):
-    """Pixel clips for the i3D-CNN (§3.2.2, §3.3.2): item = (clip float32 [3, T, h, w] in [0, 1] at the
-    model's input size, fused (valence, arousal) [2]). ``index`` (video, first crop) per clip, as
-    :class:`emorec.data.clips.ClipDataset`, over the videos of ``records`` in order."""
-
-    def __init__(self, records: list[VideoRecord], seq_len: int, overlap: float, input_size, tolerance: float = 1,
-                 fusion: str = "mean"):
-        self.clips = ClipDataset([r.track for r in records], [r.frame_labels for r in records], seq_len, overlap,
-                                 tolerance, fusion)
-        self.records, self.seq_len, self.input_size = records, int(seq_len), tuple(int(v) for v in input_size)
-        self.index, self.labels = self.clips.index, self.clips.labels
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def __getitem__(self, i: int):
-        clip, label = self.clips[i]
-        return resize_clip(clip, self.input_size), label
-
-
-def clip_sets(corpus: Corpus, row: dict) -> dict[str, I3DClips]:
-    """Training clips (SL, OR of the row) and the clips every split is predicted on (SL, ``eval_overlap``);
-    the validation set used for early stopping is the latter."""
-    if float(corpus.fps) != float(row["fps"]):
-        raise ValueError(f"the row asks for {row['fps']} fps but the corpus was prepared at {corpus.fps:g} fps")
-    args = dict(seq_len=row["seq_len"], input_size=row["input_size"], tolerance=row["tolerance"],
-                fusion=row["fusion"])
-    sets = {"fit": I3DClips(corpus.split("train"), overlap=row["overlap"], **args)}
-    sets.update({s: I3DClips(corpus.split(s), overlap=row["eval_overlap"], **args) for s in SPLITS})
-    for name, dataset in sets.items():
-        if len(dataset) == 0:
-            raise ValueError(f"no clip of {row['seq_len']} frames (tolerance {row['tolerance']}) in the {name} "
-                             f"split of {corpus.description}")
-    return sets
-
-
-def split_predictions(dataset: I3DClips, clip_preds: np.ndarray, fallback) -> SplitPredictions:
-    """Clip predictions of one split → per-frame (mean of covering clips) → the 10 Hz label timeline."""
-    frame_preds = []
-    for v, record in enumerate(dataset.records):
-        mine = dataset.index[:, 0] == v
-        frame_preds.append(spread_clip_predictions(len(record.frame_labels), dataset.index[mine, 1],
-                                                   dataset.seq_len, clip_preds[mine]))
-    return timeline_predictions(dataset.records, frame_preds, fallback)
-
-
-# --------------------------------------------------------------------------------------------------
-# Frozen stages computed once (CPU profiles)
-# --------------------------------------------------------------------------------------------------
 
 def frozen_stages(row: dict) -> int:
     """How many of the five stages ``finetune_from`` freezes (Table 1's starting block; "Full": 0)."""
@@ -234,60 +187,21 @@ def frozen_stages(row: dict) -> int:
     return BLOCKS.index(row["finetune_from"])
 
 
-class Suffix(nn.Module):
-    """The trainable part of an :class:`~emorec.models.I3D`: stages ``n_frozen`` … conv5, pooling and head,
-    sharing the model's modules (training it trains the model). Input: the frozen stages' output."""
-
-    def __init__(self, model: I3D, n_frozen: int):
-        super().__init__()
-        self.stages = nn.Sequential(*list(model.features.children())[n_frozen:])
-        self.pool, self.head, self.multiplier = model.pool, model.head, model.multiplier
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.flatten(self.pool(self.stages(z)), 1))
+def check_corpus(row: dict, corpus: Corpus) -> None:
+    """ValueError unless the corpus was prepared at the row's frame rate."""
+    if float(corpus.fps) != float(row["fps"]):
+        raise ValueError(f"the row asks for {row['fps']} fps but the corpus was prepared at {corpus.fps:g} fps")
 
 
-def frozen_prefix(model: I3D, n_frozen: int) -> nn.Module:
-    """Normalisation and the first ``n_frozen`` inflated stages of ``model`` (eval mode: frozen)."""
-    return nn.Sequential(model.normalize, *list(model.features.children())[:n_frozen]).eval()
-
-
-class FrozenFeatureClips(Dataset):
-    """The clips of an :class:`I3DClips` passed once through the frozen stages (no gradient reaches them),
-    so that each epoch only runs the trainable stages: item = (feature map [C, T, h, w], label).
-    ``index``, ``records`` and ``seq_len`` are the pixel clips' (for spreading predictions to frames)."""
-
-    def __init__(self, model: I3D, n_frozen: int, clips: I3DClips, batch_size: int = 16):
-        prefix = frozen_prefix(model, n_frozen)
-        loader = torch.utils.data.DataLoader(clips, batch_size=batch_size, shuffle=False)
-        with torch.no_grad():
-            self.features = torch.cat([prefix(x) for x, _ in loader])
-        self.labels = torch.from_numpy(np.asarray(clips.labels, np.float32))
-        self.index, self.records, self.seq_len = clips.index, clips.records, clips.seq_len
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int):
-        return self.features[i], self.labels[i]
-
-
-def _encode_sets(model: I3D, n_frozen: int, sets: dict) -> dict:
-    """Every clip set through the frozen stages; the training clips are encoded once with the train split's
-    prediction clips when they are the same windows (OR = evaluation OR)."""
-    out = {name: FrozenFeatureClips(model, n_frozen, d) for name, d in sets.items() if name != "fit"}
-    same = np.array_equal(sets["fit"].index, sets["train"].index)
-    out["fit"] = out["train"] if same else FrozenFeatureClips(model, n_frozen, sets["fit"])
-    return out
+def prefix_settings(row: dict) -> tuple[list, str]:
+    """(input size, trainable_from) of a shared-prefix row: with the checkpoint and the corpus, the key of
+    the prefix it shares with the 2D models (:func:`emorec.experiments.prefix.prefix_experiment`)."""
+    return list(row["input_size"]), STAGES[frozen_stages(row)]
 
 
 # --------------------------------------------------------------------------------------------------
 # One run
 # --------------------------------------------------------------------------------------------------
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
 
 def initial_weights(row: dict, store: ArtefactStore):
     """The 2D weights a row starts from: a checkpoint path, or ``"imagenet"``/``"vggface"``.
@@ -348,7 +262,7 @@ def experiment(row: dict, corpus: Corpus, store: ArtefactStore, seed: int = 0) -
     check_row(row)
     weights = initial_weights(row, store)
     row = _fitted_to(row, weights)
-    config = dict(row, seed=seed, weights=weights if row["source"] in PUBLISHED else _file_digest(weights))
+    config = dict(row, seed=seed, weights=weights if row["source"] in PUBLISHED else file_digest(weights))
     return Experiment(TABLE, config, data=corpus.fingerprint, modules=MODULES)
 
 
@@ -364,40 +278,59 @@ def run_i3d(row: dict, corpus: Corpus, store: ArtefactStore, seed: int = 0) -> d
     why = unavailable(row, store)
     if why is not None:
         return {**row, "status": why}
+    check_corpus(row, corpus)
     exp = experiment(row, corpus, store, seed)
     weights = initial_weights(row, store)
-    row = _fitted_to(row, weights)
-    result = store.run(exp, lambda work: _train_and_score(dict(row, seed=seed), weights, corpus, work))
-    return {**row, "seed": seed, **result, "folder": str(store.folder(exp)), "weights used": weights_used(row, weights)}
-
-
-def _train_and_score(row: dict, weights, corpus: Corpus, work: Path) -> dict:
-    start = time.perf_counter()
-    model = I3D(**model_kwargs(row, weights))
-    settings = train_config(row, model)
-    sets = clip_sets(corpus, row)
-    n_frozen = frozen_stages(row)
-    if row.get("cache_frozen") and n_frozen > 0:
-        sets = _encode_sets(model, n_frozen, sets)
-        trainee = Suffix(model, n_frozen)
+    row = dict(_fitted_to(row, weights), seed=seed)
+    if row.get("shared_prefix"):
+        if not isinstance(weights, Path):
+            raise ValueError(f"a shared-prefix row needs one of our checkpoints, not {weights!r} weights")
+        maps = shared_prefix(corpus, weights, *prefix_settings(row), store)
+        sets = cached_clip_sets(corpus, maps, row["seq_len"], row["overlap"], row["eval_overlap"], row["tolerance"],
+                                row["fusion"])
+        result = store.run(exp, lambda work: _train_on_prefix(row, weights, sets, corpus, work))
     else:
-        trainee = model
-    trained = fit(trainee, sets["fit"], sets["validation"], settings, work)
-    train_seconds = time.perf_counter() - start
-    fallback = np.concatenate([r.frame_labels for r in corpus.split("train")]).mean(axis=0)
-    preds = {s: split_predictions(sets[s], predict(trainee, sets[s], settings), fallback) for s in SPLITS}
+        result = store.run(exp, lambda work: _train_and_score(row, weights, corpus, work))
+    return {**row, **result, "folder": str(store.folder(exp)), "weights used": weights_used(row, weights)}
+
+
+def _finish(row: dict, model: I3D, preds: dict, budget: dict, sets: dict, corpus: Corpus, work: Path) -> dict:
+    """Score, save the predictions, leave ``best.pt`` as a complete I3D checkpoint (what load_model reads)."""
+    settings = train_config(row, model)
     _save_predictions(preds, work / "predictions.npz")
     row_scores = evaluate_splits(preds, max_shift=row["max_shift"], n_boot=row["n_boot"], seed=row["seed"])
     (work / ckpt.CHECKPOINT).unlink(missing_ok=True)  # the resumable state is not needed any more
-    if trainee is not model:  # best.pt as a complete I3D checkpoint (what load_model reads)
-        ckpt.save({"format": ckpt.FORMAT, "epoch": trained.best_epoch, "model": model.state_dict(),
-                   "model_config": ckpt.plain(model.config), "train_config": settings.to_dict(),
-                   "metric_name": settings.metric_name, "metric": trained.best_metric}, work / ckpt.BEST)
+    ckpt.save({"format": ckpt.FORMAT, "epoch": budget["best_epoch"], "model": model.state_dict(),
+               "model_config": ckpt.plain(model.config), "train_config": settings.to_dict(),
+               "metric_name": settings.metric_name}, work / ckpt.BEST)
     ckpt.record(work / ckpt.BEST, "trained_on", corpus.trained_on())  # what predict reports
-    return {"status": "ok", **row_scores, "best_epoch": trained.best_epoch, "epochs_run": len(trained.history),
-            "val_clip_CCC": [h.get("val_CCC_mean") for h in trained.history],
-            "clips": {s: len(d) for s, d in sets.items()}, "train_seconds": round(train_seconds, 1),
-            "seconds": round(time.perf_counter() - start, 1)}
+    return {"status": "ok", **row_scores, **budget, "clips": {s: len(d) for s, d in sets.items()}}
+
+
+def _train_on_prefix(row: dict, weights, sets: dict, corpus: Corpus, work: Path) -> dict:
+    model = I3D(**model_kwargs(row, weights))
+    _, trainee = model.split(frozen_stages(row))
+    preds, budget = train_suffix(trainee, sets, train_config(row, model), corpus, work)
+    return _finish(row, model, preds, budget, sets, corpus, work)
+
+
+def _train_and_score(row: dict, weights, corpus: Corpus, work: Path) -> dict:
+    """End to end on pixel clips (the paper's setting)."""
+    start = time.perf_counter()
+    model = I3D(**model_kwargs(row, weights))
+    settings = train_config(row, model)
+    args = (row["seq_len"], row["eval_overlap"], row["input_size"], row["tolerance"], row["fusion"])
+    sets = {s: pixel_clips(corpus.split(s), *args) for s in SPLITS}
+    sets["fit"] = pixel_clips(corpus.split("train"), row["seq_len"], row["overlap"], *args[2:])
+    trained = fit(model, sets["fit"], sets["validation"], settings, work)
+    seconds = time.perf_counter() - start
+    fallback = np.concatenate([r.frame_labels for r in corpus.split("train")]).mean(axis=0)
+    preds = {s: split_predictions(corpus.split(s), sets[s], predict(model, sets[s], settings), fallback)
+             for s in SPLITS}
+    budget = {"trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+              "frames_seen": len(sets["fit"]) * row["seq_len"] * len(trained.history),
+              "train_seconds": round(seconds, 1), "epochs_run": len(trained.history), "best_epoch": trained.best_epoch}
+    return _finish(row, model, preds, budget, sets, corpus, work)
 
 
 def _save_predictions(preds: dict, path: Path) -> None:
@@ -431,21 +364,10 @@ def run_grid(grid: list[dict], corpus: Corpus, store: ArtefactStore, seed: int =
 # --------------------------------------------------------------------------------------------------
 
 def best_per_label(results: pd.DataFrame, by: str = "val_pp") -> pd.DataFrame:
-    """Per base model × source and per label, the row with the best VALIDATION CCC (Tables 4-6).
-
-    ``by="val_pp"`` ranks on the validation CCC after the post-processing chosen on validation (the
-    scale at which test scores are reported), ``"val"`` on the raw validation CCC. The test set plays
-    no part in the choice. Ties keep the earlier row of the grid. Rows that did not run are skipped.
-    """
-    if by not in ("val_pp", "val"):
-        raise ValueError(f"by must be 'val_pp' or 'val', got {by!r}")
-    ok = results[results["status"] == "ok"] if "status" in results else results
-    picks = []
-    for (backbone, source), group in ok.groupby(["backbone", "source"], sort=False):
-        for label in TARGETS:
-            pos = int(np.argmax(group[f"{by}_{label}_CCC"].to_numpy(float)))
-            picks.append(group.iloc[pos].to_dict() | {"label": label, "selected_by": f"{by}_{label}_CCC"})
-    return pd.DataFrame(picks)
+    """Per base model × source and per label, the row with the best VALIDATION CCC (Tables 4-6), by
+    :func:`emorec.experiments.evaluation.best_per_label`; one row per pick with its ``label``."""
+    picks = evaluation.best_per_label(results.to_dict("records"), ("backbone", "source"), by)
+    return pd.DataFrame([p["row"] | {"label": p["label"], "selected_by": f"{by}_{p['label']}_CCC"} for p in picks])
 
 
 def _options_text(row) -> dict:
@@ -611,8 +533,8 @@ def plot_traces(axes, record: VideoRecord, pred: np.ndarray, title: str = "") ->
     axes[-1].set_xlabel("time (s)")
 
 
-__all__ = ["I3DClips", "best_per_label", "check_row", "clip_sets", "configuration_table", "experiment", "i3d_grid",
+__all__ = ["best_per_label", "budget_overrides", "check_corpus", "check_row", "configuration_table", "experiment", "i3d_grid",
            "initial_weights", "load_predictions", "model_kwargs", "option_grid", "parameter_table",
-           "plot_traces", "plot_validation_ccc", "preset_of", "preset_options", "resize_clip", "run_grid",
-           "run_i3d", "split_predictions", "table3_side_by_side", "table45_side_by_side", "table6_side_by_side",
+           "plot_traces", "plot_validation_ccc", "prefix_settings", "preset_of", "preset_options", "run_grid",
+           "run_i3d", "table3_side_by_side", "table45_side_by_side", "table6_side_by_side",
            "train_config", "unavailable", "weights_used"]

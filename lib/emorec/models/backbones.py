@@ -146,6 +146,49 @@ def freeze_stages(stages: nn.Sequential, finetune_from: str) -> None:
             p.requires_grad_(i >= n_frozen)
 
 
+def split_stages(normalize: nn.Module, stages: nn.Sequential, n_frozen: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """``(normalize + stages 1 … n, stages n+1 … 5)`` as two Sequentials sharing the model's modules:
+    the frozen prefix a run can compute once and cache, and the stages it trains (ours; §3.1's
+    "Convolution Block" split, Table 1)."""
+    children = list(stages.named_children())
+    if isinstance(n_frozen, bool) or not 0 <= int(n_frozen) <= len(children):
+        raise ValueError(f"n_frozen must be an integer in 0 … {len(children)}, got {n_frozen!r}")
+    n = int(n_frozen)
+    return (nn.Sequential(OrderedDict([("normalize", normalize)] + children[:n])),
+            nn.Sequential(OrderedDict(children[n:])))
+
+
+def per_frame(module: nn.Module, clips: torch.Tensor) -> torch.Tensor:
+    """A 2D module run on every frame of clips [N, C, T, H, W]: output [N, T, …] (§3.3.1's cascade)."""
+    n, c, t, h, w = clips.shape
+    out = module(clips.transpose(1, 2).reshape(n * t, c, h, w))
+    return out.reshape(n, t, *out.shape[1:])
+
+
+class PerFrame(nn.Module):
+    """A 2D module (e.g. a frozen prefix of stages) on every frame of clips [N, C, T, H, W], keeping the
+    clip layout: output [N, C', T, h, w] (ours)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        return per_frame(self.module, clips).transpose(1, 2)
+
+
+class PooledHead(nn.Module):
+    """Stages → average pooling → flatten → FC head: the trainable end of a 2D-CNN or an i3D-CNN
+    (§3.1, §3.3.2), sharing the model's modules."""
+
+    def __init__(self, stages: nn.Module, pool: nn.Module, head: nn.Module):
+        super().__init__()
+        self.stages, self.pool, self.head = stages, pool, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.pool(self.stages(x)), 1))
+
+
 def count_parameters(module: nn.Module) -> dict:
     """Total and trainable parameter counts (§3.1 fine-tuning, §4.5's "three times greater")."""
     params = list(module.parameters())

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbones import (EmoModule, Normalize, build_stages, check_backbone, freeze_stages, mlp_head,
-                        seeded, stage_out_channels)
+from .backbones import (EmoModule, Normalize, PooledHead, build_stages, check_backbone, freeze_stages,
+                        mlp_head, seeded, split_stages, stage_out_channels)
 from .weights import load_pretrained
 
 TASKS = {"classification": 7, "regression": 2}
@@ -71,3 +71,9 @@ class CNN2D(EmoModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.flatten(self.pool(self.features(self.normalize(x))), 1))
+
+    def split(self, n_frozen: int) -> tuple[nn.Module, nn.Module]:
+        """(normalisation + stages 1 … ``n_frozen``, the rest + pool + head): ``suffix(prefix(x)) ==
+        model(x)``, both sharing this model's modules (ours)."""
+        prefix, rest = split_stages(self.normalize, self.features, n_frozen)
+        return prefix, PooledHead(rest, self.pool, self.head)

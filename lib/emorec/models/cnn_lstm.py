@@ -19,10 +19,9 @@ Initialisation ("random and uniform distribution", §3.3.1): all LSTM weights un
 [−``init_bound``, ``init_bound``] (0.05, Keras' ``RandomUniform`` default), biases zero except the
 forget gate's input bias, 1 (Keras' ``unit_forget_bias``).
 
-Feature cache: when the backbone is frozen (``finetune_from="Frozen"``), ``frame_features`` can be run
-once per clip (``model.feature_extractor()`` is that step as a module) and ``model.temporal`` (an
-``nn.Module`` on [N, T, F], sharing its parameters with the model) trained on the cached features;
-``forward_features`` is the same path.
+Parts: ``encode_frames`` (the CNN per frame, [N, C, T, H, W] → [N, T, F]), ``temporal`` (an
+``nn.Module`` on [N, T, F], sharing its parameters with the model) and ``split(n_frozen)``, the frozen
+prefix of stages (run once per frame and cached by the CPU profiles) and the trainable rest.
 """
 from __future__ import annotations
 
@@ -30,7 +29,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from .backbones import EmoModule, mlp_head, seeded, stage_out_channels
+from .backbones import EmoModule, PerFrame, mlp_head, per_frame, seeded, split_stages, stage_out_channels
 from .cnn2d import _weights_config, pretrained_stages
 
 
@@ -87,19 +86,32 @@ class LSTMRegressor(nn.Module):
 
 
 class FrameEncoder(nn.Module):
-    """The per-frame part of a :class:`CNNLSTM` as a module (shared parameters): clips → [N, T, F].
-
-    For feature caching with a frozen backbone (e.g. ``emorec.train.precompute_features``)."""
+    """The per-frame part of a :class:`CNNLSTM` as a module (shared parameters): clips → [N, T, F]."""
 
     def __init__(self, normalize: nn.Module, features: nn.Module, pool: nn.Module):
         super().__init__()
         self.normalize, self.features, self.pool = normalize, features, pool
 
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.features(self.normalize(frames))), 1)
+
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        n, c, t, h, w = clips.shape
-        frames = clips.transpose(1, 2).reshape(n * t, c, h, w)
-        feats = torch.flatten(self.pool(self.features(self.normalize(frames))), 1)
-        return feats.reshape(n, t, -1)
+        return per_frame(self.encode, clips)
+
+
+class CascadeSuffix(nn.Module):
+    """The trainable end of a :class:`CNNLSTM` (shared modules): the stages after the frozen prefix, per
+    frame, then pooling and the LSTM with its head. Input: the prefix's maps [N, C, T, h, w]."""
+
+    def __init__(self, stages: nn.Module, pool: nn.Module, temporal: nn.Module):
+        super().__init__()
+        self.stages, self.pool, self.temporal = stages, pool, temporal
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(self.stages(frames)), 1)
+
+    def forward(self, maps: torch.Tensor, **masks) -> torch.Tensor:
+        return self.temporal(per_frame(self.encode, maps), **masks)
 
 
 class CNNLSTM(EmoModule):
@@ -135,13 +147,21 @@ class CNNLSTM(EmoModule):
         """The frame encoder as a module sharing this model's parameters (for feature caching)."""
         return FrameEncoder(self.normalize, self.features, self.pool)
 
-    def frame_features(self, clips: torch.Tensor) -> torch.Tensor:
+    def encode_frames(self, clips: torch.Tensor) -> torch.Tensor:
         """Per-frame CNN features: [N, C, T, H, W] → [N, T, F] (cacheable when the CNN is frozen)."""
         return self.feature_extractor()(clips)
+
+    frame_features = encode_frames
+
+    def split(self, n_frozen: int) -> tuple[nn.Module, nn.Module]:
+        """(normalisation + stages 1 … ``n_frozen`` per frame, the rest + pool + LSTM + head), sharing
+        this model's modules: ``suffix(prefix(clips)) == model(clips)`` (ours)."""
+        prefix, rest = split_stages(self.normalize, self.features, n_frozen)
+        return PerFrame(prefix), CascadeSuffix(rest, self.pool, self.temporal)
 
     def forward_features(self, feats: torch.Tensor, **masks) -> torch.Tensor:
         """The temporal part alone, on features [N, T, F] from :meth:`frame_features`."""
         return self.temporal(feats, **masks)
 
     def forward(self, clips: torch.Tensor, **masks) -> torch.Tensor:
-        return self.temporal(self.frame_features(clips), **masks)
+        return self.temporal(self.encode_frames(clips), **masks)

@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from ..inflation import inflate
-from .backbones import EmoModule, count_parameters, mlp_head, seeded, stage_out_channels
+from collections import OrderedDict
+
+from .backbones import EmoModule, PooledHead, count_parameters, mlp_head, seeded, split_stages, stage_out_channels
 from .cnn2d import CNN2D, _weights_config, pretrained_stages
 
 #: Table 3's two configurations.
@@ -45,13 +47,16 @@ class I3D(EmoModule):
     ``preset`` ("C1" / "C2", Table 3) fills the inflation options; explicit arguments override it.
     ``mode`` is an alias of ``inflation`` (``I3D(**emorec.paper.I3D_CONFIGS["C2"])`` works).
     ``time_kernel`` is the temporal size of every inflated k×k (k > 1) kernel; 1×1 kernels stay 1×1×1.
+    ``frame_stages`` (ours): the first stages inflated centered with zero outer slices, unmasked and
+    undilated, i.e. the 2D network frame by frame, whatever the options (the CPU profiles freeze them
+    and share their cached output with the 2D models); the options apply to the later stages.
     """
 
     def __init__(self, backbone: str = "vgg16", width: float = 1.0, weights=None, weights_path=None,
                  preset=None, *, inflation=None, mode=None, init=None, mask_center=None, dilation=None,
                  multiplier=None, time_kernel: int = 3, rescale: bool = True, random_bound: float = 0.05,
                  finetune_from: str = "Full", head_units=(512,), dropout: float = 0.0,
-                 normalization=None, seed: int = 0):
+                 normalization=None, frame_stages: int = 0, seed: int = 0):
         super().__init__()
         if preset is not None and preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose one of {tuple(PRESETS)}")
@@ -69,18 +74,41 @@ class I3D(EmoModule):
                            preset=preset, **opts, time_kernel=time_kernel, rescale=rescale,
                            random_bound=random_bound, finetune_from=finetune_from,
                            head_units=list(head_units), dropout=dropout, normalization=normalization,
-                           seed=seed)
+                           frame_stages=frame_stages, seed=seed)
         with seeded(seed):
             self.normalize, stages = pretrained_stages(backbone, width, weights, weights_path,
                                                        finetune_from, normalization)
-            self.features = inflate(stages, time_kernel, opts["inflation"], opts["init"],
-                                    opts["mask_center"], _stage_dilations(opts["dilation"]),
-                                    rescale=rescale, random_bound=random_bound, seed=seed)
+            self.features = _inflate_stages(stages, frame_stages, time_kernel, opts, rescale, random_bound, seed)
             self.pool = nn.AdaptiveAvgPool3d(1)
             self.head = mlp_head(stage_out_channels(self.features), head_units, 2, dropout)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         return self.head(torch.flatten(self.pool(self.features(self.normalize(clips))), 1))
+
+    def split(self, n_frozen: int) -> tuple[nn.Module, nn.Module]:
+        """(normalisation + inflated stages 1 … ``n_frozen``, the rest + pool + head), sharing this
+        model's modules: ``suffix(prefix(clips)) == model(clips)`` (ours)."""
+        prefix, rest = split_stages(self.normalize, self.features, n_frozen)
+        return prefix, PooledHead(rest, self.pool, self.head)
+
+
+def _inflate_stages(stages: nn.Sequential, frame_stages: int, time_kernel: int, opts: dict, rescale: bool,
+                    random_bound: float, seed: int) -> nn.Sequential:
+    """Stages 1 … ``frame_stages`` centered-zero (frame by frame), the others with Table 3's options."""
+    children = list(stages.named_children())
+    if isinstance(frame_stages, bool) or not 0 <= int(frame_stages) <= len(children):
+        raise ValueError(f"frame_stages must be an integer in 0 … {len(children)}, got {frame_stages!r}")
+    k = int(frame_stages)
+    dilations = dict(zip([name for name, _ in children], _stage_dilations(opts["dilation"])))
+    parts = []
+    if k > 0:
+        parts += inflate(nn.Sequential(OrderedDict(children[:k])), time_kernel, "centered", "zero", False, 1,
+                         rescale=rescale, random_bound=random_bound, seed=seed).named_children()
+    if k < len(children):
+        parts += inflate(nn.Sequential(OrderedDict(children[k:])), time_kernel, opts["inflation"], opts["init"],
+                         opts["mask_center"], {name: dilations[name] for name, _ in children[k:]},
+                         rescale=rescale, random_bound=random_bound, seed=seed).named_children()
+    return nn.Sequential(OrderedDict(parts))
 
 
 def _conv_params(module: nn.Module) -> int:
