@@ -204,10 +204,11 @@ def seed_spread(values) -> dict[str, float]:
 
 def seed_columns(runs: list[dict], label: str, prefix: str = "") -> dict:
     """Table columns of one label's test CCC over the seeds of a configuration (``runs``: one result row
-    per seed): mean, range and standard deviation (ours)."""
+    per seed): "mean ± standard deviation" and "min–max (number of seeds)", two text columns so that
+    the tables that carry them fit the page (ours)."""
     spread = seed_spread([r[f"{label}_CCC"] for r in runs])
-    return {f"{prefix}CCC seeds": spread["n"], f"{prefix}CCC mean": spread["mean"],
-            f"{prefix}CCC min–max": f"{spread['min']:.3f}–{spread['max']:.3f}", f"{prefix}CCC std": spread["std"]}
+    return {f"{prefix}CCC over seeds": f"{spread['mean']:.3f} ± {spread['std']:.3f}",
+            f"{prefix}seed range": f"{spread['min']:.3f}–{spread['max']:.3f} ({spread['n']})"}
 
 
 def claim_word(holds_per_seed) -> str:
