@@ -67,6 +67,8 @@ def test_a_params_file_overrides_typed_keys(tmp_path):
     ("04_5_i3d:\n  pair: []\n", ["'pair'", "'04_5_i3d'"]),
     ("common:\n  profile: paper\n", ["'profile'", "--profile"]),
     ("common: [1]\n", ["expected sections"]),
+    ("common:\n  sede: 1\n", ["unknown key 'sede'", "'common'"]),
+    ("run:\n  keep_weights: some\n", ["keep_weights", "chosen", "'some'"]),
 ])
 def test_an_unknown_key_is_an_error_naming_the_file_and_the_key(tmp_path, text, words):
     mine = tmp_path / "mine.yaml"

@@ -1,5 +1,6 @@
 """emorec run: the plan, the read-only chapters, and a grid killed mid-training that resumes."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -160,3 +161,98 @@ def test_configurations_sharing_what_they_make_first_wait_for_one_of_them():
     assert run.waves("i3d", cfg, None, [0, 1, 3]) == [[run.Job("i3d", "cpu", None, index=0),
                                                        run.Job("i3d", "cpu", None, index=3)],
                                                       [run.Job("i3d", "cpu", None, index=1)]]
+
+
+def _scored(row: dict, valence: float, arousal: float, **more) -> dict:
+    return {**row, "val_pp_valence_CCC": valence, "val_pp_arousal_CCC": arousal, **more}
+
+
+def test_the_seeds_step_picks_as_chapter_4_4_and_adds_the_baseline_beside_the_chosen_raf_cascade(tmp_path):
+    from emorec.experiments.evaluation import best_per_label
+    from emorec.experiments.temporal import baseline_config
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("04_4_cnn_lstm:\n  seq_lens: [8, 16]\n  overlaps: [0.5]\n  fusions: [mean]\n")
+    cfg = config.load("cpu", mine, root=REPO)  # 2 inits x 1 fps x 2 SL; 3 seeds
+    grid = run.grid_of("table2", cfg)
+    scores = {("VGG-Face", 8): (0.5, 0.1), ("VGG-Face", 16): (0.2, 0.3), ("RAF-DB", 8): (0.1, 0.6),
+              ("RAF-DB", 16): (0.4, 0.2)}
+    rows = [_scored(r, *scores[r["init"], r["seq_len"]], grid_index=i, folder=f"f{i}") for i, r in enumerate(grid)]
+    picked = run.seed_runs("table2", cfg, rows)
+    cascades = {(r.config["init"], r.config["seq_len"], r.seed) for r in picked if r.model == "cnn_lstm"}
+    # every configuration is chosen for one label here; seeds 1 and 2 of each, seed 0 being the grid's own
+    assert cascades == {(init, sl, s) for init in ("VGG-Face", "RAF-DB") for sl in (8, 16) for s in (1, 2)}
+    chosen_raf = [c["row"] for c in best_per_label(rows, ("init", "fps")) if c["init"] == "RAF-DB"]
+    baselines = [(r.config, r.seed) for r in picked if r.model == "frame_baseline"]
+    assert baselines == [(baseline_config(cfg.table2.base(cfg.seed), row), s) for row in chosen_raf for s in (0, 1, 2)]
+    assert {c["seq_len"] for c, _ in baselines} == {8, 16} and all("val_pp_valence_CCC" not in c for c, _ in baselines)
+
+    # a configuration not in the store, or one that could not run, is never chosen
+    rows[2], rows[3] = None, {**rows[3], "status": "weights absent"}
+    assert not [r for r in run.seed_runs("table2", cfg, rows) if r.config["init"] == "RAF-DB"]
+
+
+def test_the_seeds_step_of_the_i3d_trains_the_chosen_grid_rows_again(tmp_path):
+    cfg = config.load("cpu", root=REPO)  # (raf, C1), (raf, C2), (identity, C1), (identity, C2); 3 seeds
+    grid = run.grid_of("i3d", cfg)
+    values = [(0.1, 0.5), (0.3, 0.2), (0.4, 0.4), (0.2, 0.1)]
+    rows = [_scored(r, *v, grid_index=i, folder=f"f{i}", status="ok") for i, (r, v) in enumerate(zip(grid, values))]
+    picked = run.seed_runs("i3d", cfg, rows)
+    assert {r.model for r in picked} == {"i3d"}
+    assert sorted((grid.index(r.config), r.seed) for r in picked) == [(0, 1), (0, 2), (1, 1), (1, 2), (2, 1), (2, 2)]
+
+
+def test_only_the_seed_runs_not_in_the_store_become_jobs(monkeypatch):
+    cfg = config.load("cpu", root=REPO)
+    wanted = [run.SeedRun("cnn_lstm", {"fps": 10, "init": "RAF-DB"}, s) for s in (1, 2)]
+
+    def stored_or_not(seed_run, inputs):  # seed 2 was trained by an earlier run
+        if seed_run.seed == 1:
+            raise NotRunYet("not run yet — `emorec run seeds`")
+        return {"valence_CCC": 0.3}
+
+    monkeypatch.setattr(run, "train_seed", stored_or_not)
+    todo = run.missing_seed_runs(wanted, run.Inputs(cfg))
+    assert todo == wanted[:1]
+    assert run.Job("seeds", "cpu", None, seed_run=todo[0]).describe() == "seeds: cnn_lstm seed 1"
+
+
+def test_pruning_keeps_the_chosen_weights_and_every_result(tmp_path):
+    store = ArtefactStore(tmp_path, "paper")
+
+    def finished(work):  # what a Table 2 run leaves
+        (work / "train").mkdir()
+        for name in ("model.pt", "train/best.pt", "predictions.npz"):
+            (work / name).write_bytes(b"x")
+        return {"ok": True}
+
+    experiments = [Experiment("table2", {"i": i}) for i in range(3)]
+    for exp in experiments:
+        store.run(exp, finished)
+    folders = [store.folder(exp) for exp in experiments]
+    foreign = tmp_path / "paper" / "table2" / "not-ours"  # a folder emorec did not make
+    foreign.mkdir()
+    (foreign / "model.pt").write_bytes(b"someone else's")
+    rows = [{"folder": str(f), "grid_index": i, "init": "RAF-DB", "fps": 10, "val_pp_valence_CCC": v,
+             "val_pp_arousal_CCC": a} for i, (f, v, a) in enumerate(zip(folders, (0.9, 0.1, 0.2), (0.1, 0.1, 0.8)))]
+    rows.append({"folder": str(foreign), "grid_index": 3, "init": "RAF-DB", "fps": 10, "val_pp_valence_CCC": 0.0,
+                 "val_pp_arousal_CCC": 0.0})
+    deleted = run.prune_weights("table2", rows + [None])
+    assert sorted(deleted) == [folders[1] / "model.pt", folders[1] / "train" / "best.pt"]
+    for kept in (folders[0], folders[2]):  # chosen for valence, for arousal
+        assert (kept / "model.pt").is_file() and (kept / "train" / "best.pt").is_file()
+    assert (folders[1] / "predictions.npz").is_file() and (foreign / "model.pt").is_file()
+    assert all(store.run(exp, lambda work: pytest.fail("retrained")) == {"ok": True} for exp in experiments)
+    assert run.prune_weights("table2", rows) == []  # nothing left to delete
+
+
+def test_the_plan_counts_the_seeds_step_and_the_weights_kept():
+    paper = run.plan("all", config.load("paper", root=REPO))
+    assert "seeds (table2)" in paper and "seeds (i3d)" in paper and "keep_weights: chosen" in paper
+    cfg = config.load("paper", root=REPO)
+    kept = run.grid_plan("table2", cfg, 1.0)["GB"]
+    every = run.grid_plan("table2", dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, keep_weights="all")),
+                          1.0)["GB"]
+    assert every == pytest.approx(kept * 72 / 8)  # 2 inits x 2 fps x 2 labels chosen of 72
+    assert run.seeds_plan("table2", cfg, 1.0)["configurations"] == 2 * 4 * 2 + 2 * 3
+    assert "seeds" not in run.plan("table1", cfg)

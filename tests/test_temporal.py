@@ -116,3 +116,32 @@ def test_the_best_model_per_label_is_chosen_on_validation_even_when_test_disagre
     chosen = {"cascade": {"valence": row("valence", 0.6, 0.9), "arousal": row("arousal", 0.2, 0.8)},
               "i3d": {"valence": row("valence", 0.5, 0.1), "arousal": row("arousal", 0.4, 0.1)}}
     assert best_model_per_label(chosen) == {"valence": "cascade", "arousal": "i3d"}
+
+
+def test_in_a_read_only_chapter_the_seeds_not_run_yet_are_left_out_and_a_missing_first_run_says_so():
+    from emorec.experiments import NotRunYet
+    from emorec.experiments.temporal import with_seeds
+
+    def stored(seeds):
+        def run(config, corpus, checkpoint, store):
+            if config["seed"] not in seeds:
+                raise NotRunYet("not run yet — `emorec run table2 --profile paper`")
+            return {"seed": config["seed"]}
+        return run
+
+    assert with_seeds(stored({0, 2}), {"seed": 0}, None, None, None, 3) == [{"seed": 0}, {"seed": 2}]
+    assert with_seeds(stored({0, 1, 2}), {"seed": 0}, None, None, None, 3, {"seed": 0, "first": 1})[0]["first"]
+    with pytest.raises(NotRunYet, match="emorec run table2"):  # the baseline's own seed 0
+        with_seeds(stored({1}), {"seed": 0}, None, None, None, 2)
+
+
+def test_the_baseline_takes_the_windows_of_the_chosen_raf_cascade_at_the_first_frame_rate():
+    from emorec.experiments.temporal import baseline_cascades, baseline_config
+
+    chosen = [{"init": i, "fps": f, "label": label, "row": {"init": i, "fps": f, "seq_len": 8, "overlap": 0.5,
+                                                          "fusion": "mean", "valence_CCC": 0.4}}
+              for i in ("VGG-Face", "RAF-DB") for f in (10, 50) for label in ("valence", "arousal")]
+    picks = baseline_cascades(chosen, ["VGG-Face", "RAF-DB"], [10, 50])
+    assert [(c["init"], c["fps"], c["label"]) for c in picks] == [("RAF-DB", 10, "valence"), ("RAF-DB", 10, "arousal")]
+    config = baseline_config({"lr": 1e-3, "seed": 0, "seq_len": 99}, picks[0]["row"])
+    assert config == {"lr": 1e-3, "seed": 0, "init": "RAF-DB", "fps": 10, "seq_len": 8, "overlap": 0.5, "fusion": "mean"}

@@ -42,7 +42,7 @@ BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 # ``common`` keys read by the runner, not by chapters: the weight locations become the environment
 # variables the library reads (emorec.models.weights), so every kernel and `emorec train` sees them.
 WEIGHT_ENVIRONMENT = {"vggface_weights": "EMOREC_VGGFACE_WEIGHTS", "torch_home": "TORCH_HOME"}
-RUNNER_KEYS = {"cell_timeout", *WEIGHT_ENVIRONMENT}
+RUNNER_KEYS = set(config.RUNNER_KEYS)  # "cell_timeout" and the keys of WEIGHT_ENVIRONMENT
 
 
 class BookError(RuntimeError):

@@ -118,14 +118,27 @@ class I3D:
     train_missing: bool = True
 
 
+KEEP_WEIGHTS = ("all", "chosen")
+
+
 @dataclass(frozen=True)
 class Run:
     """``emorec run``: the plan's assumed throughputs (training frames/s per model kind, MTCNN frames/s),
-    used where no measurement of this device exists (labelled ASSUMED in the plan)."""
+    used where no measurement of this device exists (labelled ASSUMED in the plan), and ``keep_weights``:
+    ``all`` keeps every finished configuration's weights; ``chosen`` deletes, once a grid has finished,
+    those no later step reads (:func:`emorec.run.prune_weights`)."""
 
     assumed_frames_per_s: dict = field(default_factory=dict)
     assumed_mtcnn_frames_per_s: float = 200.0
+    keep_weights: str = "all"
 
+    def __post_init__(self):
+        if self.keep_weights not in KEEP_WEIGHTS:
+            raise ValueError(f"run: keep_weights must be one of {', '.join(KEEP_WEIGHTS)}, got {self.keep_weights!r}")
+
+
+#: ``common`` keys read by the book runner and the library rather than a chapter (emorec.book.RUNNER_KEYS).
+RUNNER_KEYS = ("cell_timeout", "vggface_weights", "torch_home")
 
 SECTIONS: dict[str, type] = {"corpus": Corpus, "04_3_finetuning": Table1, "04_4_cnn_lstm": Table2,
                              "04_5_i3d": I3D, "run": Run}
@@ -206,6 +219,17 @@ def check_typed_keys(params: dict, source: str) -> None:
                                   f"(known: {', '.join(sorted(allowed))})")
 
 
+def check_common_keys(base: dict, override: dict, source: str) -> None:
+    """Reject a ``common`` key of ``override`` that neither the profile (``base``: its ``common`` or a
+    chapter's section) nor the runner (:data:`RUNNER_KEYS`) knows, naming ``source`` (the book's rule
+    without reading the chapters: a key no chapter declares is an error there too)."""
+    known = set(RUNNER_KEYS).union(*(part for part in base.values()))
+    for key in override.get("common") or {}:
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key {key!r} in section 'common' (not in the profile's "
+                              f"parameters, nor one of {', '.join(RUNNER_KEYS)})")
+
+
 def merge(base: dict, override: dict, base_source: str, source: str) -> tuple[dict, dict]:
     """``override``'s sections merged key by key over ``base``'s: (values, sources), where sources maps
     (section, key) to the file each value came from."""
@@ -222,10 +246,13 @@ def _typed(kind: type, section: str, part: dict, sources: dict):
     required = [f.name for f in dataclasses.fields(kind)
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     missing = [name for name in required if name not in part]
+    where = sorted({sources.get((section, k), "") for k in part} - {""}) or ["the parameter files"]
     if missing:
-        where = sorted({sources.get((section, k), "") for k in part} - {""}) or ["the parameter files"]
         raise ConfigError(f"{', '.join(where)}: section {section!r} lacks {missing}")
-    return kind(**{k: v for k, v in part.items() if k in names})
+    try:
+        return kind(**{k: v for k, v in part.items() if k in names})
+    except ValueError as err:  # a value the section's dataclass refuses
+        raise ConfigError(f"{', '.join(where)}: {err}") from None
 
 
 def check_present(values: dict, sources: dict) -> None:
@@ -250,6 +277,7 @@ def load(profile: str, params_file: str | Path | None = None, root: Path | None 
         check_typed_keys(override, str(params_file))
         if "profile" in (override.get("common") or {}):
             raise ConfigError(f"{params_file}: common: 'profile' cannot be set here; use --profile")
+        check_common_keys(base, override, str(params_file))
     values, sources = merge(base, override, base_source, str(params_file or ""))
     if not isinstance(values.get("common"), dict):
         raise ConfigError(f"{path}: needs a 'common:' section")
@@ -262,4 +290,4 @@ def load(profile: str, params_file: str | Path | None = None, root: Path | None 
 
 
 __all__ = ["Config", "ConfigError", "Corpus", "I3D", "PROFILES", "Run", "SECTIONS", "Table1", "Table2",
-           "check_present", "check_typed_keys", "load", "merge", "profile_file", "read_sections", "section_fields"]
+           "check_common_keys", "check_present", "check_typed_keys", "load", "merge", "profile_file", "read_sections", "section_fields"]

@@ -4,7 +4,11 @@ Steps, in dependency order: ``faces`` (one job per video and frame rate: the cro
 per video), ``table1`` (one job per row; rows sharing an identity pre-training wait for the first,
 as Table 2's rows sharing frozen-backbone features do),
 the video models' initialisations (in this process: they read Table 1's results), then ``table2``
-and ``i3d`` (one job per configuration). ``emorec run table2`` runs what Table 2 needs first.
+and ``i3d`` (one job per configuration), then ``seeds``: what the chapters train once their grid is
+chosen on validation (:func:`seed_runs`: the ``n_seeds`` − 1 further seeds of each configuration chosen
+per label, and chapter 4.4's frame-by-frame baseline), one job each. ``emorec run table2`` runs what
+Table 2 needs first and Table 2's seeds after it. With ``run: keep_weights: chosen`` a finished grid
+keeps weights only where a later step reads them (:func:`prune_weights`).
 
 Every job goes through submitit: ``--launcher slurm`` uses ``AutoExecutor`` (one SLURM job per
 configuration, one GPU each); ``--launcher local`` uses ``LocalExecutor`` with one GPU per job
@@ -28,11 +32,13 @@ from pathlib import Path
 from . import config as configuration
 from .paths import resolve
 
-STEPS = ("faces", "table1", "table2", "i3d")
-TARGETS = (*STEPS, "all")
-#: What each target runs, in order (the initialisations run before table2 and i3d).
-NEEDS = {"faces": ("faces",), "table1": ("table1",), "table2": ("faces", "table1", "table2"),
-         "i3d": ("faces", "table1", "i3d"), "all": STEPS}
+STEPS = ("faces", "table1", "table2", "i3d", "seeds")
+TARGETS = ("faces", "table1", "table2", "i3d", "all")
+#: What each target runs, in order (the initialisations run before table2 and i3d; seeds after them).
+NEEDS = {"faces": ("faces",), "table1": ("table1",), "table2": ("faces", "table1", "table2", "seeds"),
+         "i3d": ("faces", "table1", "i3d", "seeds"), "all": STEPS}
+#: The grids whose chosen configurations the ``seeds`` step trains further.
+SEEDED = ("table2", "i3d")
 LAUNCHERS = ("local", "slurm")
 
 
@@ -50,10 +56,28 @@ class Job:
     index: int | None = None  # a row of the step's grid
     video: str | None = None  # faces: the video file
     fps: float | None = None  # faces: the sampling rate
+    seed_run: SeedRun | None = None  # seeds: what to train
 
     def describe(self) -> str:
-        return f"{self.step} {Path(self.video).name} at {self.fps:g} fps" if self.step == "faces" \
-            else f"{self.step}[{self.index}]"
+        if self.step == "faces":
+            return f"{self.step} {Path(self.video).name} at {self.fps:g} fps"
+        if self.step == "seeds":
+            return f"seeds: {self.seed_run.model} seed {self.seed_run.seed}"
+        return f"{self.step}[{self.index}]"
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One run the chapters make after their grid: ``model`` (``cnn_lstm``, ``frame_baseline`` or
+    ``i3d``) with ``config`` (a grid row, or the baseline's configuration) and ``seed``."""
+
+    model: str
+    config: dict
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return json.dumps([self.model, self.config, self.seed], sort_keys=True, default=str)
 
 
 def _load(profile: str, params_file) -> configuration.Config:
@@ -155,29 +179,125 @@ def train_i3d(rows: list[dict], inputs: Inputs) -> list[dict]:
             for r in i3d.run_grid([row], inputs.corpus(row["fps"]), inputs.store, inputs.cfg.seed).to_dict("records")]
 
 
+def train_seed(run: SeedRun, inputs: Inputs) -> dict:
+    """One of the runs the chapters make after their grid (§4.4, §4.5), trained or loaded."""
+    from .experiments import i3d
+    from .experiments.temporal import run_cnn_lstm, run_frame_baseline
+
+    corpus = inputs.corpus(run.config["fps"])
+    if run.model == "i3d":
+        return i3d.run_i3d(run.config, corpus, inputs.store, run.seed)
+    train = {"cnn_lstm": run_cnn_lstm, "frame_baseline": run_frame_baseline}[run.model]
+    return train({**run.config, "seed": run.seed}, corpus, inputs.checkpoint(run.config["init"]), inputs.store)
+
+
 TRAIN = {"table1": train_table1, "table2": train_table2, "i3d": train_i3d}
 NOT_RUN = "not run yet"
 
 
-def missing(step: str, inputs: Inputs) -> list[int]:
-    """Indices of the configurations of ``step`` not in the artefact store. The store decides, read
-    only: nothing is trained here. Rows that cannot run on this machine (weights absent) are not
-    missing; the chapters report them."""
-    from .experiments import NotRunYet, read_only
+def _stored(train, item, inputs: Inputs) -> dict | None:
+    """``train([item])``'s row read from the store, or None when it is not there (read only)."""
+    from .experiments import NotRunYet
+
+    try:
+        row = train([item], inputs)[0]
+    except (NotRunYet, FileNotFoundError):  # not in the store, or what it starts from not yet
+        return None
+    return None if str(row.get("status", "ok")).startswith(NOT_RUN) else row
+
+
+def stored_rows(step: str, inputs: Inputs) -> list[dict | None]:
+    """Per configuration of ``step``, its result row (with its ``grid_index``) from the artefact store,
+    or None when it is not there. The store decides, read only: nothing is trained here. Rows that
+    cannot run on this machine (weights absent) are rows with that status; the chapters report them."""
+    from .experiments import read_only
 
     grid = grid_of(step, inputs.cfg)
     with read_only(f"emorec run {step}"):
         if step == "table1":  # one call: the RAF folder is fingerprinted once
-            return [i for i, r in enumerate(train_table1(grid, inputs)) if str(r["status"]).startswith(NOT_RUN)]
-        out = []
-        for i, row in enumerate(grid):
-            try:
-                status = str(TRAIN[step]([row], inputs)[0].get("status", "ok"))
-            except (NotRunYet, FileNotFoundError):  # not in the store, or what it starts from not yet
-                status = NOT_RUN
-            if status.startswith(NOT_RUN):
-                out.append(i)
-    return out
+            found = [None if str(r["status"]).startswith(NOT_RUN) else r for r in train_table1(grid, inputs)]
+        else:
+            found = [_stored(TRAIN[step], row, inputs) for row in grid]
+    return [None if r is None else {**row, **r, "grid_index": i} for i, (row, r) in enumerate(zip(grid, found))]
+
+
+def missing(step: str, inputs: Inputs) -> list[int]:
+    """Indices of the configurations of ``step`` not in the artefact store (:func:`stored_rows`)."""
+    return [i for i, row in enumerate(stored_rows(step, inputs)) if row is None]
+
+
+def chosen_rows(step: str, rows: list[dict | None]) -> list[dict]:
+    """The rows of a finished ``table2`` or ``i3d`` grid chosen per label on validation, as chapters
+    4.4 and 4.5 choose them (:func:`emorec.experiments.evaluation.best_per_label` per initialisation
+    and frame rate; :func:`emorec.experiments.i3d.best_per_label` per base model and source)."""
+    import pandas as pd
+
+    from .experiments import i3d
+    from .experiments.evaluation import best_per_label
+
+    done = [row for row in rows if row is not None]
+    if step == "table2":
+        return [c["row"] for c in best_per_label(done, ("init", "fps"))]
+    if step == "i3d":
+        return i3d.best_per_label(pd.DataFrame(done)).to_dict("records") if done else []
+    raise ValueError(f"no choice on validation in {step!r}")
+
+
+def seed_runs(step: str, cfg: configuration.Config, rows: list[dict | None]) -> list[SeedRun]:
+    """What chapters 4.4 (``table2``) and 4.5 (``i3d``) train once their grid ``rows`` are chosen on:
+    seeds 1 … ``n_seeds`` − 1 of each chosen configuration and, for Table 2, the frame-by-frame
+    baseline beside the chosen RAF-DB cascade with ``n_seeds`` seeds (ours); each run once."""
+    from .experiments.temporal import baseline_cascades, baseline_config
+
+    grid, chosen = grid_of(step, cfg), chosen_rows(step, rows)
+    section = cfg.table2 if step == "table2" else cfg.i3d
+    extra = range(cfg.seed + 1, cfg.seed + section.n_seeds)
+    model = "cnn_lstm" if step == "table2" else "i3d"
+    out = [SeedRun(model, grid[int(row["grid_index"])], s) for row in chosen for s in extra]
+    if step == "table2":
+        picks = [{"init": r["init"], "fps": r["fps"], "row": r} for r in chosen]
+        base = cfg.table2.base(cfg.seed)
+        out += [SeedRun("frame_baseline", baseline_config(base, c["row"]), s)
+                for c in baseline_cascades(picks, cfg.table2.inits, cfg.table2.fps_values)
+                for s in range(cfg.seed, cfg.seed + cfg.table2.n_seeds)]
+    return list({run.key: run for run in out}.values())
+
+
+def missing_seed_runs(wanted: list[SeedRun], inputs: Inputs) -> list[SeedRun]:
+    """The runs of ``wanted`` (:func:`seed_runs`) not yet in the artefact store (read only)."""
+    from .experiments import read_only
+
+    with read_only("emorec run seeds"):
+        return [r for r in wanted if _stored(lambda runs, inp: [train_seed(runs[0], inp)], r, inputs) is None]
+
+
+#: The weight files a configuration's run writes in its own artefact folder (Table 2: ``model.pt`` and
+#: the trainer's ``best.pt``; the i3D: ``best.pt``).
+WEIGHT_FILES = ("model.pt", "best.pt")
+
+
+def prune_weights(step: str, rows: list[dict | None]) -> list[Path]:
+    """Delete the weights of the finished configurations of a ``table2`` or ``i3d`` grid that no later
+    step reads: not chosen per label (the seed runs, the baseline and ``emorec predict`` start from the
+    chosen ones; the seed runs are experiments of their own, never pruned). Only ``model.pt`` and
+    ``best.pt`` inside a configuration's own artefact folder (emorec's marker) go; its metrics,
+    predictions and ``result.json`` stay, so the store still counts it as finished (ours). Returns the
+    deleted files."""
+    from . import storage
+    from .experiments.cache import ARTEFACT_KIND
+
+    keep = {str(row["folder"]) for row in chosen_rows(step, rows)}
+    deleted = []
+    for row in rows:
+        if row is None or row.get("status", "ok") != "ok" or str(row["folder"]) in keep:
+            continue
+        folder = Path(row["folder"])
+        if (storage.read_marker(folder) or {}).get("kind") != ARTEFACT_KIND:
+            continue  # not a folder emorec made
+        for path in sorted(p for name in WEIGHT_FILES for p in folder.rglob(name)):
+            path.unlink()
+            deleted.append(path)
+    return deleted
 
 
 def extract_video(video: str, fps: float, cfg: configuration.Config) -> dict:
@@ -199,6 +319,8 @@ def run_job(job: Job) -> dict:
     cfg = _load(job.profile, job.params_file)
     if job.step == "faces":
         return extract_video(job.video, job.fps, cfg)
+    if job.step == "seeds":
+        return {"step": job.step, "status": train_seed(job.seed_run, Inputs(cfg)).get("status", "ok")}
     result = TRAIN[job.step]([grid_of(job.step, cfg)[job.index]], Inputs(cfg))[0]
     return {"step": job.step, "index": job.index, "status": result.get("status", "ok")}
 
@@ -310,6 +432,11 @@ def run(target: str, profile: str, params_file=None, launcher: str = "local", gp
         if step == "faces":
             batches = [face_jobs(cfg, params_file)]
             total = len(batches[0])
+        elif step == "seeds":  # the shared starts they read were made by their grid's step
+            inputs = Inputs(cfg)
+            wanted = [r for s in SEEDED if s in NEEDS[target] for r in seed_runs(s, cfg, stored_rows(s, inputs))]
+            batches = [[Job(step, profile, params_file, seed_run=r) for r in missing_seed_runs(wanted, inputs)]]
+            total = len(wanted)
         else:
             todo, total = missing(step, Inputs(cfg)), len(grid_of(step, cfg))
             batches = waves(step, cfg, params_file, todo)
@@ -321,6 +448,10 @@ def run(target: str, profile: str, params_file=None, launcher: str = "local", gp
                 launch(wave, slots, at_once, report)
         if step == "table1":  # Table 1's index of the whole grid, which the initialisations read
             train_table1(grid_of("table1", cfg), Inputs(cfg))
+        if step in SEEDED and cfg.run.keep_weights == "chosen":
+            pruned = prune_weights(step, stored_rows(step, Inputs(cfg)))
+            report(f"[{profile}] {step}: weights of {len(pruned)} file(s) of configurations no later step "
+                   "reads deleted (run: keep_weights: chosen)")
     return ran
 
 
@@ -338,6 +469,9 @@ STORED_COPIES = {"table1": 1, "table2": 2, "i3d": 1}
 #: ... and a configuration while it trains: its epoch checkpoint (weights and Adam's two moments) too.
 TRAINING_COPIES = 3
 MODEL_KIND = {"table1": "cnn2d", "table2": "cnn_lstm", "i3d": "i3d"}
+KEEP_NOTE = {"all": "run: keep_weights: all, every configuration keeps its weights",
+             "chosen": "run: keep_weights: chosen, Table 2 and the i3D keep the weights of the configurations "
+                       "chosen per label only"}
 
 
 def measured_throughput(cfg: configuration.Config) -> dict | None:
@@ -381,26 +515,54 @@ def _clips(n_frames: int, seq_len: int, overlap: float) -> int:
     return 0 if n_frames < seq_len else (n_frames - seq_len) // step + 1
 
 
+def _row_cost(step: str, row: dict, cfg: configuration.Config) -> tuple[int, int]:
+    """(frames trained, optimisation steps) of one configuration running all its epochs."""
+    if step == "table1":
+        n = round(cfg.corpus.rafdb["n_train"] * (1 - row["val_fraction"]))
+        epochs = row["epochs"] + (row["pretrain"]["epochs"] if row["pretrain"] else 0)
+        return epochs * n, epochs * math.ceil(n / row["batch_size"])
+    sewa = cfg.corpus.sewa
+    clips = sewa["n_train"] * _clips(int(sewa["duration_s"] * row["fps"]), row["seq_len"], row["overlap"])
+    return row["epochs"] * clips * row["seq_len"], row["epochs"] * math.ceil(clips / row["batch_size"])
+
+
+def _kept(step: str, cfg: configuration.Config, n_configurations: int) -> int:
+    """How many configurations of a grid keep their weights under ``run: keep_weights`` (at most the
+    ones chosen per label: per initialisation and frame rate in Table 2, per pair in the i3D)."""
+    if cfg.run.keep_weights == "all" or step not in SEEDED:
+        return n_configurations
+    groups = len(cfg.table2.inits) * len(cfg.table2.fps_values) if step == "table2" else len(cfg.i3d.pairs)
+    return min(n_configurations, 2 * groups)  # two labels
+
+
 def grid_plan(step: str, cfg: configuration.Config, frames_per_s: float) -> dict:
     """Configurations, frames per epoch, optimisation steps, disk and hours of one grid (upper bounds:
-    every configuration runs all its epochs; early stopping ends most sooner)."""
+    every configuration runs all its epochs; early stopping ends most sooner). Disk: the weights the
+    grid keeps under ``run: keep_weights``."""
     grid = grid_of(step, cfg)
-    sewa = cfg.corpus.sewa
-    frames = steps = 0
-    for row in grid:
-        if step == "table1":
-            n = round(cfg.corpus.rafdb["n_train"] * (1 - row["val_fraction"]))
-            epochs = row["epochs"] + (row["pretrain"]["epochs"] if row["pretrain"] else 0)
-            per_epoch, batches = n, math.ceil(n / row["batch_size"])
-        else:
-            clips = sewa["n_train"] * _clips(int(sewa["duration_s"] * row["fps"]), row["seq_len"], row["overlap"])
-            epochs, per_epoch, batches = row["epochs"], clips * row["seq_len"], math.ceil(clips / row["batch_size"])
-        frames += epochs * per_epoch
-        steps += epochs * batches
+    costs = [_row_cost(step, row, cfg) for row in grid]
     weights = _weights_bytes(step, grid[0], cfg) if grid else 0
     return {"grid": step, "configurations": len(grid), "frames per epoch (first)": _first_epoch(step, grid, cfg),
-            "optimisation steps": steps, "frames trained": frames, "GB": len(grid) * weights * STORED_COPIES[step] / 1e9,
-            "GPU-hours": frames / frames_per_s / 3600}
+            "optimisation steps": sum(c[1] for c in costs), "frames trained": sum(c[0] for c in costs),
+            "GB": _kept(step, cfg, len(grid)) * weights * STORED_COPIES[step] / 1e9,
+            "GPU-hours": sum(c[0] for c in costs) / frames_per_s / 3600}
+
+
+def seeds_plan(step: str, cfg: configuration.Config, frames_per_s: float) -> dict:
+    """The ``seeds`` step after grid ``step`` (:func:`seed_runs`), before its choice is known: at most
+    two chosen configurations per group (one per label) × (``n_seeds`` − 1), plus Table 2's baseline
+    (two labels × ``n_seeds``), each costed as the grid's dearest configuration (an upper bound)."""
+    grid = grid_of(step, cfg)
+    if step == "table2":
+        groups, n_seeds = len(cfg.table2.inits) * len(cfg.table2.fps_values), cfg.table2.n_seeds
+        runs = 2 * groups * (n_seeds - 1) + 2 * n_seeds
+    else:
+        runs = 2 * len(cfg.i3d.pairs) * (cfg.i3d.n_seeds - 1)
+    frames, steps = max((_row_cost(step, row, cfg) for row in grid), default=(0, 0))
+    weights = _weights_bytes(step, grid[0], cfg) if grid else 0
+    return {"grid": f"seeds ({step})", "configurations": runs, "frames per epoch (first)": _first_epoch(step, grid, cfg),
+            "optimisation steps": runs * steps, "frames trained": runs * frames,
+            "GB": runs * weights * STORED_COPIES[step] / 1e9, "GPU-hours": runs * frames / frames_per_s / 3600}
 
 
 def _first_epoch(step: str, grid: list[dict], cfg: configuration.Config) -> int:
@@ -451,16 +613,17 @@ def plan(target: str, cfg: configuration.Config) -> str:
         mine = faces[faces["corpus"] != "real SEWA-DB (1,525 min)"]
         total_hours += mine["hours"].sum()
         total_gb += mine["crop cache GB"].sum()
-    grids = [grid_plan(s, cfg, float(rates[MODEL_KIND[s]])) for s in steps if s != "faces"]
+    grids = [grid_plan(s, cfg, float(rates[MODEL_KIND[s]])) for s in steps if s in MODEL_KIND]
+    grids += [seeds_plan(s, cfg, float(rates[MODEL_KIND[s]])) for s in SEEDED if "seeds" in steps and s in steps]
     if grids:
         table = pd.DataFrame(grids)
         lines += ["grids (upper bounds: every configuration runs all its epochs; disk of the finished "
                   "configurations: best.pt, and Table 2's model.pt; a configuration in training holds "
-                  f"{TRAINING_COPIES}x its weights more, its epoch checkpoint):",
+                  f"{TRAINING_COPIES}x its weights more, its epoch checkpoint; {KEEP_NOTE[cfg.run.keep_weights]}):",
                   table.to_string(index=False, float_format="{:.2f}".format), ""]
         total_hours += table["GPU-hours"].sum()
         total_gb += table["GB"].sum()
-    used = {MODEL_KIND.get(step, "mtcnn") for step in steps}  # the rates this plan's totals rest on
+    used = {MODEL_KIND.get(step, "mtcnn") for step in steps if step != "seeds"}  # the rates this plan's totals rest on
     basis = "measured" if used <= set(found) else ("ASSUMED" if not used & set(found) else "partly ASSUMED")
     lines.append(f"total: {total_hours:.1f} GPU-hours ({total_hours / 24:.1f} GPU-days), {total_gb:.1f} GB "
                  f"— computed from the frames/s above ({basis})")

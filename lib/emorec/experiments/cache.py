@@ -118,6 +118,15 @@ def read_only(command: str | None):
         _read_only.pop()
 
 
+def if_stored(run: Callable, *args, **kwargs):
+    """``run(*args, **kwargs)``, or None where it raises :class:`NotRunYet` (an experiment not in the
+    store while :func:`read_only` is active): the chapters' optional extras, e.g. further seeds (ours)."""
+    try:
+        return run(*args, **kwargs)
+    except NotRunYet:
+        return None
+
+
 def _write_json(path: Path, obj: Any) -> None:
     storage.write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
 

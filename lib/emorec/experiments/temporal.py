@@ -26,7 +26,7 @@ import numpy as np
 from ..models import CNN2D, CNNLSTM, load_model
 from ..train import TrainConfig, fit, predict
 from ..train import checkpoint as ckpt
-from .cache import ArtefactStore, Experiment
+from .cache import ArtefactStore, Experiment, if_stored
 from .corpus import SPLITS, Corpus
 from .evaluation import best_per_label, evaluate_splits
 from .prefix import (ClipMean, cached_clip_sets, file_digest, finetune_block, frozen_stage_count, pixel_clips,
@@ -174,12 +174,32 @@ def with_seeds(run, config: dict, corpus: Corpus, checkpoint, store: ArtefactSto
                first: dict | None = None) -> list[dict]:
     """A configuration's result rows for seeds ``config["seed"]`` … + ``n_seeds`` − 1 (``run``:
     :func:`run_cnn_lstm` or :func:`run_frame_baseline`; ``first``: the row of the first seed, if run
-    already). Each seed is its own cached experiment (ours: the spread over seeds)."""
+    already). Each seed is its own cached experiment (ours: the spread over seeds); while
+    :func:`~emorec.experiments.cache.read_only` is active, the extra seeds not in the store are left out
+    (``emorec run`` trains them)."""
     if isinstance(n_seeds, bool) or not isinstance(n_seeds, int) or n_seeds < 1:
         raise ValueError(f"n_seeds must be an integer >= 1, got {n_seeds!r}")
     seed = int(config["seed"])
     rows = [first if first is not None else run(config, corpus, checkpoint, store)]
-    return rows + [run({**config, "seed": seed + k}, corpus, checkpoint, store) for k in range(1, n_seeds)]
+    more = (if_stored(run, {**config, "seed": seed + k}, corpus, checkpoint, store) for k in range(1, n_seeds))
+    return rows + [row for row in more if row is not None]
+
+
+#: What the frame-by-frame baseline takes from the cascade it is compared with.
+BASELINE_KEYS = ("init", "fps", "seq_len", "overlap", "fusion")
+
+
+def baseline_cascades(chosen: list[dict], inits, fps_values) -> list[dict]:
+    """The picks of :func:`~emorec.experiments.evaluation.best_per_label` the frame-by-frame baseline
+    is trained beside: the cascade chosen per label for the last initialisation (RAF-DB) at the first
+    frame rate (ours; chapter 4.4 and ``emorec run`` both read this)."""
+    return [c for c in chosen if c["init"] == inits[-1] and c["fps"] == fps_values[0]]
+
+
+def baseline_config(base: dict, cascade: dict) -> dict:
+    """The baseline's configuration beside a chosen cascade's row: ``base`` settings with the cascade's
+    initialisation, frame rate and windows, so both train and score on the same clips (ours)."""
+    return {**base, **{k: cascade[k] for k in BASELINE_KEYS}}
 
 
 def cascade_checkpoint(row_folder: Path) -> Path:
@@ -187,6 +207,7 @@ def cascade_checkpoint(row_folder: Path) -> Path:
     return Path(row_folder) / "model.pt"
 
 
-__all__ = ["best_per_label", "build_cascade", "build_frame_model", "cascade_checkpoint",
+__all__ = ["BASELINE_KEYS", "baseline_cascades", "baseline_config", "best_per_label", "build_cascade",
+           "build_frame_model", "cascade_checkpoint",
            "prefix_settings", "run_cnn_lstm", "run_cnn_lstm_finetune", "run_frame_baseline",
            "table2_configurations", "table2_grid", "with_seeds"]
