@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import paper
+from .. import paper, storage
 from ..config import I3D as I3DSection, load as load_config
 from ..models import BLOCKS, I3D, PAPER_NAMES, PRESETS, STAGES, imagenet_weights_file, parameter_counts, vggface_weights_file
 from ..train import TrainConfig, fit, predict
@@ -335,9 +335,7 @@ def _train_and_score(row: dict, weights, corpus: Corpus, work: Path) -> dict:
 
 def _save_predictions(preds: dict, path: Path) -> None:
     arrays = {f"{split}/{video}": p for split, sp in preds.items() for video, p in zip(sp.videos, sp.preds)}
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    storage.write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def load_predictions(folder, split: str = "test") -> dict[str, np.ndarray]:
