@@ -86,7 +86,7 @@ def test_cnn_lstm_layout_and_feature_cache_path():
     assert [m.out_features for m in model.temporal.head if isinstance(m, nn.Linear)] == [6, 4, 2]
     clips = torch.rand(2, 3, 4, 40, 32)
     with torch.no_grad():
-        feats = model.frame_features(clips)
+        feats = model.encode_frames(clips)
         assert feats.shape == (2, 4, 64)
         frame2 = torch.flatten(model.pool(model.features(model.normalize(clips[:, :, 2]))), 1)
         assert torch.allclose(feats[:, 2], frame2, atol=1e-6)

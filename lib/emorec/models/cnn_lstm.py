@@ -151,7 +151,6 @@ class CNNLSTM(EmoModule):
         """Per-frame CNN features: [N, C, T, H, W] → [N, T, F] (cacheable when the CNN is frozen)."""
         return self.feature_extractor()(clips)
 
-    frame_features = encode_frames
 
     def split(self, n_frozen: int) -> tuple[nn.Module, nn.Module]:
         """(normalisation + stages 1 … ``n_frozen`` per frame, the rest + pool + LSTM + head), sharing
@@ -160,7 +159,7 @@ class CNNLSTM(EmoModule):
         return PerFrame(prefix), CascadeSuffix(rest, self.pool, self.temporal)
 
     def forward_features(self, feats: torch.Tensor, **masks) -> torch.Tensor:
-        """The temporal part alone, on features [N, T, F] from :meth:`frame_features`."""
+        """The temporal part alone, on features [N, T, F] from :meth:`encode_frames`."""
         return self.temporal(feats, **masks)
 
     def forward(self, clips: torch.Tensor, **masks) -> torch.Tensor:
