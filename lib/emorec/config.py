@@ -126,15 +126,20 @@ class Run:
     """``emorec run``: the plan's assumed throughputs (training frames/s per model kind, MTCNN frames/s),
     used where no measurement of this device exists (labelled ASSUMED in the plan), and ``keep_weights``:
     ``all`` keeps every finished configuration's weights; ``chosen`` deletes, once a grid has finished,
-    those no later step reads (:func:`emorec.run.prune_weights`)."""
+    those no later step reads (:func:`emorec.run.prune_weights`); ``decode_workers``: 1, a faces job
+    decodes the next frames in a worker thread while MTCNN runs, 0 inline (:mod:`emorec.data.prefetch`)."""
 
     assumed_frames_per_s: dict = field(default_factory=dict)
     assumed_mtcnn_frames_per_s: float = 200.0
     keep_weights: str = "all"
+    decode_workers: int = 1
 
     def __post_init__(self):
+        from .data.prefetch import check_workers
+
         if self.keep_weights not in KEEP_WEIGHTS:
             raise ValueError(f"run: keep_weights must be one of {', '.join(KEEP_WEIGHTS)}, got {self.keep_weights!r}")
+        check_workers(self.decode_workers)
 
 
 #: ``common`` keys read by the book runner and the library rather than a chapter (emorec.book.RUNNER_KEYS).

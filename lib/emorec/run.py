@@ -310,7 +310,7 @@ def extract_video(video: str, fps: float, cfg: configuration.Config) -> dict:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     root = face_cache_root(cfg.data_root, cfg.profile, fps, cfg.common.get("sewa_root"))
     track = next(iter(extract_corpus([video], root, fps=fps, extractor=FaceExtractor(device=device),
-                                     progress=False).values()))
+                                     progress=False, decode_workers=cfg.run.decode_workers).values()))
     return {"video": video, "fps": fps, "faces": len(track.crops), "frames": len(track.frames)}
 
 

@@ -53,7 +53,7 @@ import torch
 from tqdm import tqdm
 
 from emorec import storage
-from emorec.data import video
+from emorec.data import prefetch, video
 
 # Bump when the cache layout or the way crops are made changes: old entries are then re-extracted.
 CACHE_VERSION = 2
@@ -732,15 +732,23 @@ def _process_chunk(extractor: FaceExtractor, frames: Iterator[tuple[int, int, np
             "crops": np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)}
 
 
+#: Decoded frames a decode worker may hold ahead of the detector, in detector batches: the next batch
+#: is ready when MTCNN finishes the current one, and memory stays at two batches of frames (ours).
+DECODE_AHEAD_BATCHES = 2
+
+
 def _run_chunks(video_path: Path, work: Path, extractor: FaceExtractor, fps: float | None,
-                crop_size: tuple[int, int], chunk_size: int, progress: bool, frame_rate: float | None = None) -> list[Path]:
-    """Extract every chunk not yet in ``work``; each chunk file is written atomically."""
+                crop_size: tuple[int, int], chunk_size: int, progress: bool, frame_rate: float | None = None,
+                decode_workers: int = 0) -> list[Path]:
+    """Extract every chunk not yet in ``work``; each chunk file is written atomically. With
+    ``decode_workers`` 1 the frames are decoded ahead by a worker thread (:mod:`emorec.data.prefetch`)."""
     done = sorted(work.glob("chunk_*.npz"))
     info = video.video_info(video_path, frame_rate)
     total = len(video.resample_indices(info.n_frames, info.fps, fps))
     bar = tqdm(total=total, initial=len(done) * chunk_size, desc=video_path.name, unit="frame",
                disable=not progress, leave=False)
-    frames = _sampled_frames(video_path, fps, len(done) * chunk_size, frame_rate)
+    frames = prefetch.prefetched(_sampled_frames(video_path, fps, len(done) * chunk_size, frame_rate),
+                                 decode_workers, DECODE_AHEAD_BATCHES * extractor.batch_size)
     try:
         for index in itertools.count(len(done)):
             result = _process_chunk(extractor, itertools.islice(frames, chunk_size), crop_size)
@@ -836,7 +844,8 @@ def _prepare_work(work: Path, work_key: dict) -> None:
 
 def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, fps: float | None = 10,
                   crop_size: tuple[int, int] = (100, 80), extractor: FaceExtractor | None = None,
-                  chunk_size: int = 256, progress: bool = True, frame_rate: float | None = None) -> FaceTrack:
+                  chunk_size: int = 256, progress: bool = True, frame_rate: float | None = None,
+                  decode_workers: int = 0) -> FaceTrack:
     """Detect, crop and cache the faces of one video (§3.2.1) in the entry folder ``cache_dir``;
     reuse the entry when it is valid.
 
@@ -849,6 +858,8 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
     FileNotFoundError for a missing file and ValueError, naming the file, for a video OpenCV cannot
     decode, in which no face is ever found (no entry is left), or a ``cache_dir`` that is not ours.
     ``video_path`` may be a folder of frames (AFEW-VA's clips) when ``frame_rate`` states its rate.
+    ``decode_workers`` 1 decodes the next frames in a worker thread while MTCNN runs (0: inline); the
+    entry is the same either way (:mod:`emorec.data.prefetch`).
     """
     video_path, cache_dir = Path(video_path), Path(cache_dir)
     if not video_path.exists():
@@ -859,6 +870,7 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
         raise ValueError(f"crop_size must be (height, width) >= 1, got {crop_size}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    prefetch.check_workers(decode_workers)
     info = video.video_info(video_path, frame_rate)  # ValueError naming the file if it cannot be read
     if fps is not None and fps > info.fps + 1e-9:
         raise ValueError(f"{video_path}: cannot sample at {fps:g} fps, the video has {info.fps:g} fps")
@@ -882,7 +894,7 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
         _prepare_work(work, {"key": key, "chunk_size": chunk_size, "batch_size": extractor.batch_size})
         try:
             chunk_files = _run_chunks(video_path, work, extractor, fps, crop_size, chunk_size, progress,
-                                      frame_rate)
+                                      frame_rate, decode_workers)
             if not chunk_files:
                 raise ValueError(f"{video_path}: the video has no decodable frames")
             rate = info.fps if fps is None else float(fps)
@@ -900,11 +912,11 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
 
 def extract_corpus(videos: Iterable[str | os.PathLike], cache_root: str | os.PathLike, fps: float | None = 10,
                    crop_size: tuple[int, int] = (100, 80), extractor: FaceExtractor | None = None,
-                   chunk_size: int = 256, progress: bool = True) -> dict[str, FaceTrack]:
+                   chunk_size: int = 256, progress: bool = True, decode_workers: int = 0) -> dict[str, FaceTrack]:
     """Extract faces of many videos (§3.2.1) into ``cache_root/<stem>-<hash>/`` (:func:`entry_dir`);
-    returns stem → track. ``cache_root`` is a folder emorec adds its entries to, never one it
-    replaces; it is checked (a creatable, writable folder) before any work, and free space for an
-    estimate before each video's extraction."""
+    returns stem → track; ``decode_workers`` as in :func:`extract_video`. ``cache_root`` is a folder
+    emorec adds its entries to, never one it replaces; it is checked (a creatable, writable folder)
+    before any work, and free space for an estimate before each video's extraction."""
     videos = [Path(v) for v in videos]
     stems = [v.stem for v in videos]
     if len(set(stems)) != len(stems):
@@ -923,6 +935,7 @@ def extract_corpus(videos: Iterable[str | os.PathLike], cache_root: str | os.Pat
     with tqdm(total=len(videos), desc="face extraction", unit="video", disable=not progress, leave=False) as bar:
         for path, entry in zip(videos, entries):
             tracks[path.stem] = extract_video(path, entry, fps=fps, crop_size=crop_size, extractor=extractor,
-                                              chunk_size=chunk_size, progress=progress)
+                                              chunk_size=chunk_size, progress=progress,
+                                              decode_workers=decode_workers)
             bar.update()
     return tracks
