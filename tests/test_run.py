@@ -237,13 +237,56 @@ def test_pruning_keeps_the_chosen_weights_and_every_result(tmp_path):
              "val_pp_arousal_CCC": a} for i, (f, v, a) in enumerate(zip(folders, (0.9, 0.1, 0.2), (0.1, 0.1, 0.8)))]
     rows.append({"folder": str(foreign), "grid_index": 3, "init": "RAF-DB", "fps": 10, "val_pp_valence_CCC": 0.0,
                  "val_pp_arousal_CCC": 0.0})
-    deleted = run.prune_weights("table2", rows + [None])
+    cfg = config.load("paper", root=REPO)
+    deleted = run.prune_weights("table2", rows + [None], cfg)
     assert sorted(deleted) == [folders[1] / "model.pt", folders[1] / "train" / "best.pt"]
     for kept in (folders[0], folders[2]):  # chosen for valence, for arousal
         assert (kept / "model.pt").is_file() and (kept / "train" / "best.pt").is_file()
     assert (folders[1] / "predictions.npz").is_file() and (foreign / "model.pt").is_file()
     assert all(store.run(exp, lambda work: pytest.fail("retrained")) == {"ok": True} for exp in experiments)
-    assert run.prune_weights("table2", rows) == []  # nothing left to delete
+    assert run.prune_weights("table2", rows, cfg) == []  # nothing left to delete
+
+
+def test_pruning_table1_keeps_the_initialisations_and_the_store_counts_every_row(tmp_path, monkeypatch):
+    from emorec.data.synthetic import RafSize, generate_raf_like
+    from emorec.experiments import finetuning as ft
+    from test_finetuning import tiny_row
+
+    raf = generate_raf_like(tmp_path / "raf", RafSize(n_train=42, n_test=14, n_identities=6, image_size=40), seed=0)
+    grid = [tiny_row("vgg11", "identity", "Full"), tiny_row("vgg11", "identity", "Conv_4_1"),
+            tiny_row("vgg11", "scratch", "Full"), tiny_row("vgg16", "scratch", "Full")]
+    art = tmp_path / "art"
+    cfg = config.load("paper", root=REPO)
+    cfg = dataclasses.replace(cfg, common={**cfg.common, "artefact_root": str(art)})
+    monkeypatch.setattr(run, "grid_of", lambda step, c: grid)
+    monkeypatch.setattr(run, "train_table1", lambda rows, inputs: ft.run_table1(rows, raf, art, "paper").to_dict("records"))
+    keys = [r["key"] for r in run.train_table1(grid, None)]
+    folders = [art / "paper" / ft.TABLE / key for key in keys]
+    for folder, val in zip(folders, (0.3, 0.4, 0.9, 0.8)):  # the scratch row "wins" on validation
+        result = folder / "result.json"
+        result.write_text(json.dumps(dict(json.loads(result.read_text()), val_accuracy=val)))
+    inits = {(b, i): ft.video_initialisation(i, art, "paper", b) for b in ("vgg11", "vgg16") for i in ft.VIDEO_INITS}
+    before = {p: p.read_bytes() for p in art.rglob("*") if p.is_file()}
+    assert inits["vgg11", "RAF-DB"].checkpoint == folders[1] / "best.pt"  # the better identity row
+
+    deleted = run.prune_weights("table1", run.stored_rows("table1", run.Inputs(cfg)), cfg)
+    assert sorted(deleted) == sorted(folders[i] / "best.pt" for i in (0, 2, 3))  # vgg16: no row from VGG-Face
+    assert (folders[1] / "best.pt").read_bytes() == before[folders[1] / "best.pt"]
+    identity = ft.identity_checkpoint(art, "paper", "vgg11")  # the "VGG-Face" stand-in, another table's
+    assert identity.read_bytes() == before[identity]
+    for folder in folders:  # results and predictions stay
+        for name in ("result.json", "test_predictions.csv"):
+            assert (folder / name).read_bytes() == before[folder / name]
+    # what chapter 4.3 and the video models read is unchanged, and nothing is missing or retrained
+    assert {(b, i): ft.video_initialisation(i, art, "paper", b) for b in ("vgg11", "vgg16")
+            for i in ft.VIDEO_INITS} == inits
+    assert run.missing("table1", run.Inputs(cfg)) == []
+    monkeypatch.setattr(ft, "fit", lambda *a, **k: pytest.fail("a pruned row was retrained"))
+    assert [r["key"] for r in run.train_table1(grid, None)] == keys
+    assert run.prune_weights("table1", run.stored_rows("table1", run.Inputs(cfg)), cfg) == []
+    (folders[1] / "best.pt").unlink()  # lost by other means: named, never replaced by another row's
+    with pytest.raises(FileNotFoundError, match=f"{folders[1] / 'best.pt'}: the weights of the Table-1 row"):
+        ft.best_expression_checkpoint(art, "paper", "vgg11")
 
 
 def test_the_plan_counts_the_seeds_step_and_the_weights_kept():

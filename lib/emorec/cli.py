@@ -230,7 +230,7 @@ def _train(args) -> int:
         cfg = dataclasses.replace(cfg, common=common)
     print(f"training {table} ({profile}): {_describe(table, config)}", flush=True)
     checkpoint = _train_row(table, config, cfg)
-    pruned = "" if Path(checkpoint).is_file() else " (deleted: not chosen per label, run: keep_weights: chosen)"
+    pruned = "" if Path(checkpoint).is_file() else " (deleted: no later step reads it, run: keep_weights: chosen)"
     print(f"checkpoint: {checkpoint}{pruned}")
     return 0
 

@@ -8,7 +8,7 @@ and ``i3d`` (one job per configuration), then ``seeds``: what the chapters train
 chosen on validation (:func:`seed_runs`: the ``n_seeds`` − 1 further seeds of each configuration chosen
 per label, and chapter 4.4's frame-by-frame baseline), one job each. ``emorec run table2`` runs what
 Table 2 needs first and Table 2's seeds after it. With ``run: keep_weights: chosen`` a finished grid
-keeps weights only where a later step reads them (:func:`prune_weights`).
+(Table 1, Table 2, the i3D) keeps weights only where a later step reads them (:func:`prune_weights`).
 
 Every job goes through submitit: ``--launcher slurm`` uses ``AutoExecutor`` (one SLURM job per
 configuration, one GPU each); ``--launcher local`` uses ``LocalExecutor`` with one GPU per job
@@ -39,6 +39,8 @@ NEEDS = {"faces": ("faces",), "table1": ("table1",), "table2": ("faces", "table1
          "i3d": ("faces", "table1", "i3d", "seeds"), "all": STEPS}
 #: The grids whose chosen configurations the ``seeds`` step trains further.
 SEEDED = ("table2", "i3d")
+#: The grids whose weights nothing later reads are deleted under ``run: keep_weights: chosen``.
+PRUNED = ("table1", *SEEDED)
 LAUNCHERS = ("local", "slurm")
 
 
@@ -215,7 +217,11 @@ def stored_rows(step: str, inputs: Inputs) -> list[dict | None]:
     grid = grid_of(step, inputs.cfg)
     with read_only(f"emorec run {step}"):
         if step == "table1":  # one call: the RAF folder is fingerprinted once
-            found = [None if str(r["status"]).startswith(NOT_RUN) else r for r in train_table1(grid, inputs)]
+            from .experiments.finetuning import TABLE
+
+            found = [None if str(r["status"]).startswith(NOT_RUN)
+                     else {**r, "folder": str(inputs.store.root / TABLE / r["key"]) if r["key"] else None}
+                     for r in train_table1(grid, inputs)]
         else:
             found = [_stored(TRAIN[step], row, inputs) for row in grid]
     return [None if r is None else {**row, **r, "grid_index": i} for i, (row, r) in enumerate(zip(grid, found))]
@@ -271,22 +277,43 @@ def missing_seed_runs(wanted: list[SeedRun], inputs: Inputs) -> list[SeedRun]:
         return [r for r in wanted if _stored(lambda runs, inp: [train_seed(runs[0], inp)], r, inputs) is None]
 
 
-#: The weight files a configuration's run writes in its own artefact folder (Table 2: ``model.pt`` and
-#: the trainer's ``best.pt``; the i3D: ``best.pt``).
+#: The weight files a configuration's run writes in its own artefact folder (Table 1: ``best.pt``;
+#: Table 2: ``model.pt`` and the trainer's ``best.pt``; the i3D: ``best.pt``).
 WEIGHT_FILES = ("model.pt", "best.pt")
 
 
-def prune_weights(step: str, rows: list[dict | None]) -> list[Path]:
-    """Delete the weights of the finished configurations of a ``table2`` or ``i3d`` grid that no later
-    step reads: not chosen per label (the seed runs, the baseline and ``emorec predict`` start from the
-    chosen ones; the seed runs are experiments of their own, never pruned). Only ``model.pt`` and
-    ``best.pt`` inside a configuration's own artefact folder (emorec's marker) go; its metrics,
-    predictions and ``result.json`` stay, so the store still counts it as finished (ours). Returns the
-    deleted files."""
+def read_folders(step: str, rows: list[dict | None], cfg: configuration.Config) -> set[str]:
+    """The folders of the finished configurations of ``step`` whose weights a later step reads (ours).
+
+    Table 2 and the i3D: the configurations chosen per label (the seed runs, the baseline and
+    ``emorec predict`` start from them). Table 1: per backbone, the row the video models' "RAF-DB"
+    initialisation starts from (:func:`emorec.experiments.finetuning.best_expression_checkpoint`, which
+    chapter 4.3 lists for every backbone of its grid and chapters 4.4 and 4.5 load); their "VGG-Face"
+    is the identity pre-training or the real VGG-Face checkpoint, artefacts of other tables, never
+    pruned. Chapter 4.3 itself reads only results (scores, confusions), no weights."""
+    if step != "table1":
+        return {str(row["folder"]) for row in chosen_rows(step, rows)}
+    from .experiments.finetuning import best_expression_checkpoint
+
+    kept = set()
+    for backbone in sorted({row["backbone"] for row in rows if row is not None}):
+        try:
+            kept.add(str(best_expression_checkpoint(cfg.artefact_root, cfg.profile, backbone).parent))
+        except FileNotFoundError:  # no row of this backbone starts from VGG-Face: none is an initialisation
+            pass
+    return kept
+
+
+def prune_weights(step: str, rows: list[dict | None], cfg: configuration.Config) -> list[Path]:
+    """Delete the weights of the finished configurations of a ``table1``, ``table2`` or ``i3d`` grid
+    that no later step reads (:func:`read_folders`; the seed runs are experiments of their own, never
+    pruned). Only ``model.pt`` and ``best.pt`` inside a configuration's own artefact folder (emorec's
+    marker) go; its metrics, predictions and ``result.json`` stay, so the store still counts it as
+    finished (ours). Returns the deleted files."""
     from . import storage
     from .experiments.cache import ARTEFACT_KIND
 
-    keep = {str(row["folder"]) for row in chosen_rows(step, rows)}
+    keep = read_folders(step, rows, cfg)
     deleted = []
     for row in rows:
         if row is None or row.get("status", "ok") != "ok" or str(row["folder"]) in keep:
@@ -448,8 +475,8 @@ def run(target: str, profile: str, params_file=None, launcher: str = "local", gp
                 launch(wave, slots, at_once, report)
         if step == "table1":  # Table 1's index of the whole grid, which the initialisations read
             train_table1(grid_of("table1", cfg), Inputs(cfg))
-        if step in SEEDED and cfg.run.keep_weights == "chosen":
-            pruned = prune_weights(step, stored_rows(step, Inputs(cfg)))
+        if step in PRUNED and cfg.run.keep_weights == "chosen":
+            pruned = prune_weights(step, stored_rows(step, Inputs(cfg)), cfg)
             report(f"[{profile}] {step}: weights of {len(pruned)} file(s) of configurations no later step "
                    "reads deleted (run: keep_weights: chosen)")
     return ran
@@ -470,7 +497,8 @@ STORED_COPIES = {"table1": 1, "table2": 2, "i3d": 1}
 TRAINING_COPIES = 3
 MODEL_KIND = {"table1": "cnn2d", "table2": "cnn_lstm", "i3d": "i3d"}
 KEEP_NOTE = {"all": "run: keep_weights: all, every configuration keeps its weights",
-             "chosen": "run: keep_weights: chosen, Table 2 and the i3D keep the weights of the configurations "
+             "chosen": "run: keep_weights: chosen, Table 1 keeps the weights of the video models' RAF-DB "
+                       "initialisation (one row per backbone), Table 2 and the i3D those of the configurations "
                        "chosen per label only"}
 
 
@@ -527,12 +555,25 @@ def _row_cost(step: str, row: dict, cfg: configuration.Config) -> tuple[int, int
 
 
 def _kept(step: str, cfg: configuration.Config, n_configurations: int) -> int:
-    """How many configurations of a grid keep their weights under ``run: keep_weights`` (at most the
-    ones chosen per label: per initialisation and frame rate in Table 2, per pair in the i3D)."""
-    if cfg.run.keep_weights == "all" or step not in SEEDED:
+    """How many configurations of Table 2 or the i3D keep their weights under ``run: keep_weights`` (at
+    most the ones chosen per label: per initialisation and frame rate in Table 2, per pair in the i3D)."""
+    if cfg.run.keep_weights == "all":
         return n_configurations
     groups = len(cfg.table2.inits) * len(cfg.table2.fps_values) if step == "table2" else len(cfg.i3d.pairs)
     return min(n_configurations, 2 * groups)  # two labels
+
+
+def _kept_bytes(step: str, grid: list[dict], cfg: configuration.Config) -> int:
+    """fp32 bytes of the weights a finished grid keeps under ``run: keep_weights`` (upper bounds). Table 1
+    counts each row's own model (its backbones differ) and, with ``chosen``, one row per backbone that
+    has rows starting from VGG-Face (:func:`read_folders`)."""
+    if step == "table1":
+        from .experiments.finetuning import FROM_VGGFACE
+
+        kept = grid if cfg.run.keep_weights == "all" else list(
+            {row["backbone"]: row for row in grid if row["source"] in FROM_VGGFACE}.values())
+        return sum(_weights_bytes(step, row, cfg) for row in kept)
+    return _kept(step, cfg, len(grid)) * _weights_bytes(step, grid[0], cfg) if grid else 0
 
 
 def grid_plan(step: str, cfg: configuration.Config, frames_per_s: float) -> dict:
@@ -541,10 +582,9 @@ def grid_plan(step: str, cfg: configuration.Config, frames_per_s: float) -> dict
     grid keeps under ``run: keep_weights``."""
     grid = grid_of(step, cfg)
     costs = [_row_cost(step, row, cfg) for row in grid]
-    weights = _weights_bytes(step, grid[0], cfg) if grid else 0
     return {"grid": step, "configurations": len(grid), "frames per epoch (first)": _first_epoch(step, grid, cfg),
             "optimisation steps": sum(c[1] for c in costs), "frames trained": sum(c[0] for c in costs),
-            "GB": _kept(step, cfg, len(grid)) * weights * STORED_COPIES[step] / 1e9,
+            "GB": _kept_bytes(step, grid, cfg) * STORED_COPIES[step] / 1e9,
             "GPU-hours": sum(c[0] for c in costs) / frames_per_s / 3600}
 
 

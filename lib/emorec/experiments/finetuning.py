@@ -398,14 +398,15 @@ def _write_index(folder: Path, index: dict) -> None:
 # ------------------------------------------------------------------------------------------------
 
 def _current_folder(store: ArtefactStore, table: str, key: str) -> Path | None:
-    """The finished artefact ``key`` of ``table`` if it is still valid for today's library source."""
+    """The finished artefact ``key`` of ``table`` if it is still valid for today's library source (its
+    weights may have been deleted since: ``emorec run`` with ``run: keep_weights: chosen``)."""
     folder = store.root / table / key
     try:
         saved = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return None
     exp = Experiment(saved["table"], saved["config"], saved["data"], tuple(saved["modules"]))
-    ok = exp.key == key and (folder / "result.json").is_file() and (folder / "best.pt").is_file()
+    ok = exp.key == key and (folder / "result.json").is_file()
     return folder if ok else None
 
 
@@ -448,7 +449,11 @@ def best_expression_checkpoint(artefact_root="artefacts", profile: str = "cpu", 
         candidates = [(result["val_accuracy"], -k, folder) for k, (folder, config, result) in enumerate(rows)
                       if config["source"] == source]
         if candidates:  # ties keep the earlier row of the grid
-            return max(candidates)[2] / "best.pt"
+            path = max(candidates)[2] / "best.pt"
+            if not path.is_file():  # never pruned by emorec run (emorec.run.read_folders): lost otherwise
+                raise FileNotFoundError(f"{path}: the weights of the Table-1 row the video models start from "
+                                        f"are missing; train it again (chapter 04_3_finetuning)")
+            return path
     ran = sorted({(c["backbone"], c["source"]) for _, c, _ in rows})
     raise FileNotFoundError(f"no current Table-1 checkpoint of {backbone!r} that starts from VGG-Face (or its "
                             f"identity stand-in) under {store.root / TABLE} (finished rows: {ran or 'none'}); "
@@ -538,7 +543,7 @@ def identity_checkpoint(artefact_root="artefacts", profile: str = "cpu", backbon
     store = ArtefactStore(artefact_root, profile)
     key = _read_index(store)["identity"].get(backbone)
     folder = None if key is None else _current_folder(store, PRETRAIN_TABLE, key)
-    if folder is None:
+    if folder is None or not (folder / "best.pt").is_file():
         raise FileNotFoundError(f"no current identity pre-training of {backbone!r} under "
                                 f"{store.root / PRETRAIN_TABLE}; run chapter 04_3_finetuning first "
                                 f"(profile {profile!r})")
