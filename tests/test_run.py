@@ -259,7 +259,8 @@ def test_pruning_table1_keeps_the_initialisations_and_the_store_counts_every_row
     cfg = config.load("paper", root=REPO)
     cfg = dataclasses.replace(cfg, common={**cfg.common, "artefact_root": str(art)})
     monkeypatch.setattr(run, "grid_of", lambda step, c: grid)
-    monkeypatch.setattr(run, "train_table1", lambda rows, inputs: ft.run_table1(rows, raf, art, "paper").to_dict("records"))
+    monkeypatch.setattr(run, "train_table1",
+                        lambda rows, inputs: ft.run_table1(rows, raf, art, "paper").to_dict("records"))
     keys = [r["key"] for r in run.train_table1(grid, None)]
     folders = [art / "paper" / ft.TABLE / key for key in keys]
     for folder, val in zip(folders, (0.3, 0.4, 0.9, 0.8)):  # the scratch row "wins" on validation
