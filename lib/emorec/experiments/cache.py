@@ -186,22 +186,50 @@ class ArtefactStore:
         return rows
 
 
-def write_summary(artefact_root, profile: str, name: str, summary: dict) -> Path:
+#: The labels every part of a chapter's summary holds (§4.2).
+SUMMARY_LABELS = ("valence", "arousal")
+
+
+def summary_gaps(summary: dict, parts: Iterable[str]) -> list[str]:
+    """What ``summary`` lacks (ours): each of ``parts`` (e.g. ``"best"``, ``"baseline"``) must hold both
+    labels, and ``<part>_seeds`` the ``n_seeds`` runs of each label (when the summary records seeds)."""
+    gaps = []
+    for part in parts:
+        for label in SUMMARY_LABELS:
+            runs = len((summary.get(f"{part}_seeds") or {}).get(label, []))
+            if label not in (summary.get(part) or {}):
+                gaps.append(f"{part} {label}")
+            elif "n_seeds" in summary and runs < summary["n_seeds"]:
+                gaps.append(f"{part} {label}: {runs} of {summary['n_seeds']} seeds")
+    return gaps
+
+
+def write_summary(artefact_root, profile: str, name: str, summary: dict, parts: Iterable[str] = (),
+                  run: str | None = None) -> Path:
     """Save a chapter's headline results (e.g. the best models of Table 2) for later chapters.
 
     Chapter 5 compares the best models of chapters 4.4 and 4.5 without retraining or repeating
-    their grids: it reads these summaries. Written atomically, as JSON."""
+    their grids: it reads these summaries. Written atomically, as JSON. A summary missing any of
+    ``parts`` (:func:`summary_gaps`: a chapter that only reads, ``train_missing: false``, before
+    ``emorec run`` made everything) is never written: in its place goes the line "not run yet —
+    `<run>`" naming what is missing, which :func:`read_summary` raises, so a later chapter or
+    ``emorec predict`` says it instead of failing on a missing part (ours)."""
     folder = resolve(artefact_root) / profile / "summaries"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
-    _write_json(path, summary)
+    gaps = summary_gaps(summary, parts)
+    _write_json(path, {"not_run": f"missing {'; '.join(gaps)}: not run yet — `{run}`"} if gaps else summary)
     return path
 
 
 def read_summary(artefact_root, profile: str, name: str, chapter: str) -> dict:
-    """A summary written by :func:`write_summary`; a clear error naming the chapter that writes it."""
+    """A summary written by :func:`write_summary`; a clear error naming the chapter that writes it, and
+    :class:`NotRunYet` ("... not run yet — `emorec run …`") for one that chapter could not complete."""
     path = resolve(artefact_root) / profile / "summaries" / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: run chapter {chapter} with profile {profile!r} first "
                                 f"(python -m emorec.book --profile {profile} --only {chapter})")
-    return json.loads(path.read_text())
+    summary = json.loads(path.read_text())
+    if "not_run" in summary:
+        raise NotRunYet(f"{path}: chapter {chapter}'s results are incomplete, {summary['not_run']}")
+    return summary

@@ -250,10 +250,11 @@ def book_checkpoints(artefact_root, profile: str, model: str = "best") -> dict[s
     with no ``--checkpoint`` (ours): ``model="best"`` takes, per label, the temporal model chosen on
     validation (:func:`chosen_checkpoints`, as chapters 5 and 6 choose it); ``"cnn_lstm"`` or
     ``"i3d"`` the best configuration per label of that chapter (§4.4, §4.5). Read from the chapters'
-    summaries; FileNotFoundError saying to build the book when a summary or a checkpoint is missing."""
+    summaries; FileNotFoundError saying to build the book when a summary or a checkpoint is missing,
+    or what is not run yet when a summary is incomplete (:func:`emorec.experiments.cache.write_summary`)."""
     from ..paths import resolve
     from ..reporting import display_path
-    from .cache import read_summary
+    from .cache import NotRunYet, read_summary
 
     if model not in ("best", *BOOK_MODELS):
         raise ValueError(f"unknown model {model!r}; choose best, {', '.join(BOOK_MODELS)} or a checkpoint path")
@@ -268,6 +269,8 @@ def book_checkpoints(artefact_root, profile: str, model: str = "best") -> dict[s
                                         f"{display_path(resolve(artefact_root))} (chapter "
                                         f"{chapter}'s summary is missing): run `{build}` first, or give "
                                         f"--checkpoint") from None
+            except NotRunYet as err:  # the chapter ran before `emorec run` had made all it reads
+                raise FileNotFoundError(f"{err}; or give --checkpoint") from None
     _, checkpoints = chosen_checkpoints(chosen)
     for label, path in checkpoints.items():
         if not path.is_file():
