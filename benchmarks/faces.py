@@ -79,7 +79,7 @@ def _timed_entry(path: Path, fps: float, extractor: faces.FaceExtractor, decode_
 def decode_workers(path: Path, args) -> None:
     """Extraction wall time with decoding inline (0) and in a worker thread (1), side by side."""
     extractor = faces.FaceExtractor(min_face_size=args.min_face_size, detect_scale=args.detect_scale,
-                                    batch_size=args.batch_size)
+                                    batch_size=args.batch_size, device=args.device)
     extractor.mtcnn  # built outside the timed region
     best, entries = {0: float("inf"), 1: float("inf")}, {}
     for _ in range(args.repeat):
@@ -87,7 +87,7 @@ def decode_workers(path: Path, args) -> None:
             boxes, entries[workers], elapsed = _timed_entry(path, args.fps, extractor, workers)
             best[workers] = min(best[workers], elapsed)
     n = len(boxes)
-    print(f"video {path.name}: {n} frames at {args.fps:g} fps, batch {args.batch_size}, "
+    print(f"video {path.name}: {n} frames at {args.fps:g} fps, batch {args.batch_size}, MTCNN on {args.device}, "
           f"torch threads {torch.get_num_threads()}, best of {args.repeat}")
     for workers, elapsed in best.items():
         print(f"decode_workers={workers}: {elapsed:7.2f} s  {n / elapsed:7.1f} frames/s")
@@ -117,6 +117,7 @@ def main(argv=None) -> None:
     parser.add_argument("--track-refine", choices=faces.TRACK_REFINE, nargs="+", default=["onet"],
                         help="the tracked modes' refinement between full detections (each k with each)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for all (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="MTCNN's device in the --decode-workers comparison")
     parser.add_argument("--decode-workers", action="store_true",
                         help="time decoding inline against a decode worker instead (module notes)")
     parser.add_argument("--repeat", type=int, default=1,
