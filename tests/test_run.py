@@ -254,14 +254,16 @@ def test_pruning_table1_keeps_the_initialisations_and_the_store_counts_every_row
 
     raf = generate_raf_like(tmp_path / "raf", RafSize(n_train=42, n_test=14, n_identities=6, image_size=40), seed=0)
     grid = [tiny_row("vgg11", "identity", "Full"), tiny_row("vgg11", "identity", "Conv_4_1"),
-            tiny_row("vgg11", "scratch", "Full"), tiny_row("vgg16", "scratch", "Full")]
+            tiny_row("vgg11", "scratch", "Full"), tiny_row("vgg16", "scratch", "Full"),
+            tiny_row("vgg11", "imagenet", "Full")]  # weights absent offline: a row that cannot run
     art = tmp_path / "art"
     cfg = config.load("paper", root=REPO)
     cfg = dataclasses.replace(cfg, common={**cfg.common, "artefact_root": str(art)})
     monkeypatch.setattr(run, "grid_of", lambda step, c: grid)
     monkeypatch.setattr(run, "train_table1",
                         lambda rows, inputs: ft.run_table1(rows, raf, art, "paper").to_dict("records"))
-    keys = [r["key"] for r in run.train_table1(grid, None)]
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    keys = [r["key"] for r in run.train_table1(grid, None)][:4]
     folders = [art / "paper" / ft.TABLE / key for key in keys]
     for folder, val in zip(folders, (0.3, 0.4, 0.9, 0.8)):  # the scratch row "wins" on validation
         result = folder / "result.json"
@@ -270,7 +272,9 @@ def test_pruning_table1_keeps_the_initialisations_and_the_store_counts_every_row
     before = {p: p.read_bytes() for p in art.rglob("*") if p.is_file()}
     assert inits["vgg11", "RAF-DB"].checkpoint == folders[1] / "best.pt"  # the better identity row
 
-    deleted = run.prune_weights("table1", run.stored_rows("table1", run.Inputs(cfg)), cfg)
+    stored = run.stored_rows("table1", run.Inputs(cfg))
+    assert stored[4]["status"].startswith("not available offline") and stored[4]["folder"] is None
+    deleted = run.prune_weights("table1", stored, cfg)
     assert sorted(deleted) == sorted(folders[i] / "best.pt" for i in (0, 2, 3))  # vgg16: no row from VGG-Face
     assert (folders[1] / "best.pt").read_bytes() == before[folders[1] / "best.pt"]
     identity = ft.identity_checkpoint(art, "paper", "vgg11")  # the "VGG-Face" stand-in, another table's
@@ -283,7 +287,7 @@ def test_pruning_table1_keeps_the_initialisations_and_the_store_counts_every_row
             for i in ft.VIDEO_INITS} == inits
     assert run.missing("table1", run.Inputs(cfg)) == []
     monkeypatch.setattr(ft, "fit", lambda *a, **k: pytest.fail("a pruned row was retrained"))
-    assert [r["key"] for r in run.train_table1(grid, None)] == keys
+    assert [r["key"] for r in run.train_table1(grid, None)][:4] == keys
     assert run.prune_weights("table1", run.stored_rows("table1", run.Inputs(cfg)), cfg) == []
     (folders[1] / "best.pt").unlink()  # lost by other means: named, never replaced by another row's
     with pytest.raises(FileNotFoundError, match=f"{folders[1] / 'best.pt'}: the weights of the Table-1 row"):

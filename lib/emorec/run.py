@@ -220,7 +220,8 @@ def stored_rows(step: str, inputs: Inputs) -> list[dict | None]:
             from .experiments.finetuning import TABLE
 
             found = [None if str(r["status"]).startswith(NOT_RUN)
-                     else {**r, "folder": str(inputs.store.root / TABLE / r["key"]) if r["key"] else None}
+                     else {**r, "folder": str(inputs.store.root / TABLE / r["key"]) if isinstance(r["key"], str)
+                           else None}  # a row that cannot run here (weights absent) has no folder
                      for r in train_table1(grid, inputs)]
         else:
             found = [_stored(TRAIN[step], row, inputs) for row in grid]
