@@ -106,11 +106,13 @@ def mtcnn_rates(device: str) -> None:
 
 
 def _show(title: str, command: list[str], last: int) -> int:
-    """Run ``command`` from the repository root, print its last lines and exit status."""
+    """Run ``command`` from the repository root, print the last lines of its output (of its errors
+    too when it failed; they hold progress bars otherwise) and its exit status."""
     print(title, flush=True)
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-    print("    " + "\n    ".join((result.stdout + result.stderr).strip().splitlines()[-last:]))
+    shown = result.stdout + (result.stderr if result.returncode else "")
+    print("    " + "\n    ".join(shown.strip().splitlines()[-last:]))
     print(f"    exit status {result.returncode} in {time.perf_counter() - start:.0f} s", flush=True)
     return result.returncode
 
