@@ -69,6 +69,7 @@ def test_a_params_file_overrides_typed_keys(tmp_path):
     ("common: [1]\n", ["expected sections"]),
     ("common:\n  sede: 1\n", ["unknown key 'sede'", "'common'"]),
     ("run:\n  keep_weights: some\n", ["keep_weights", "chosen", "'some'"]),
+    ("run:\n  decode_workers: 2\n", ["decode_workers must be 0", "got 2"]),
 ])
 def test_an_unknown_key_is_an_error_naming_the_file_and_the_key(tmp_path, text, words):
     mine = tmp_path / "mine.yaml"

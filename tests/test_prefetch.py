@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import real_media
+from emorec import config, run
 from emorec.data import faces, prefetch
 
 
@@ -108,3 +109,19 @@ def test_a_decode_error_inside_the_worker_names_the_file_and_leaves_nothing(tmp_
     assert "\n" not in str(err.value)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["cache", "clip.mp4"]
     assert not _emorec_threads()
+
+
+def test_a_faces_job_decodes_with_the_profiles_setting(monkeypatch, tmp_path):
+    seen = {}
+
+    def extract_corpus(videos, root, **kwargs):  # what `emorec run faces` asks of the library
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(faces, "extract_corpus", extract_corpus)
+    for profile, workers in (("paper", 1), ("cpu", 0)):
+        cfg = config.load(profile)
+        assert cfg.run.decode_workers == workers
+        with pytest.raises(RuntimeError, match="stop here"):
+            run.extract_video(str(tmp_path / "clip.avi"), 10.0, cfg)
+        assert seen["decode_workers"] == workers
