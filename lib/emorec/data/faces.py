@@ -10,8 +10,10 @@ in the frame table, which is what the windowing of §3.2.2 needs. "Whole" is our
 paper: a frame whose face box crosses the frame border by more than ``border_margin`` of the box's
 width (left/right) or height (top/bottom), 10 % by default, is dropped (:func:`whole_face`). For
 long videos, ``FaceExtractor(track_every=k)`` runs the full cascade only on every k-th sampled frame
-and follows the face in between (:class:`FaceTracker`; our addition, off by default); the whole-face
-rule applies to tracked faces alike.
+and follows the faces in between (:class:`FaceTracker`; our addition, off by default), each face with
+its own track id; the entry then holds the *largest consistent track* (:func:`choose_track`: most
+frames kept, ties by the larger mean box), decided after the whole video, and the other tracks'
+faces beside it. The whole-face rule applies to tracked faces alike.
 
 Each video is extracted once into a cache entry, ``<cache_root>/<stem>-<hash>/`` (the hash is the
 first 12 hex digits of the video file's SHA-1, so videos with the same name never share one)::
@@ -19,7 +21,12 @@ first 12 hex digits of the video file's SHA-1, so videos with the same name neve
     <entry>/crops.npy    uint8 [N_kept, H, W, 3], RGB, opened memory-mapped
     <entry>/frames.csv   one row per sampled frame: frame, source_frame, time, kept,
                          crop_index, x1 y1 x2 y2, prob, the 5 landmarks
-    <entry>/meta.json    detector settings, sampling, crop size, source fingerprint, counts, file sizes
+    <entry>/meta.json    detector settings, sampling, crop size, source fingerprint, counts, file sizes;
+                         when tracked: ``tracks`` (per track: id, frames, keep rate, first/last
+                         time, mean box and area) and ``chosen_track`` (the one in crops/frames)
+    <entry>/other_faces.csv, other_crops.npy   when tracked with more than one track: the other
+                         tracks' faces (track, frame, ..., crop_index, box, prob, landmarks), track
+                         after track, and their crops (:func:`load_track` with ``track=``)
     <entry>/.emorec.json the marker of an emorec entry (:mod:`emorec.storage`)
 
 The entry appears atomically (built in a marked staging folder, then renamed) while a lock on it is
@@ -114,7 +121,7 @@ class FaceExtractor:
     crops are cut from the full frame). ``border_margin`` is the whole-face rule's tolerance
     (:func:`whole_face`; default :data:`WHOLE_FACE_MARGIN`, ``None`` keeps every detected face, as
     facenet-pytorch would). ``track_every`` = k runs the full cascade only on every k-th frame of a
-    sequence and tracks the face in between (:class:`FaceTracker`; ``None``, the default, detects in
+    sequence and tracks every face in between (:class:`FaceTracker`; ``None``, the default, detects in
     every frame); a tracked face whose O-net probability falls below ``track_threshold`` is looked
     for again with the full cascade; ``track_refine`` picks the refinement in between (see
     :data:`TRACK_REFINE`).
@@ -636,8 +643,9 @@ def _sampled_frames(video_path: Path, fps: float | None, start: int,
 
 @dataclass
 class FaceTrack:
-    """One video's extraction: ``crops`` uint8 [N_kept, H, W, 3] (memory-mapped), ``frames`` the
-    frame table (one row per sampled frame, kept or not), ``meta`` the settings it was made with."""
+    """One face track of a video's extraction: ``crops`` uint8 [N_kept, H, W, 3] (memory-mapped),
+    ``frames`` the frame table (one row per sampled frame, kept or not), ``meta`` the entry's settings
+    and counts, ``track`` its id when the extraction tracked faces (else None)."""
 
     path: Path
     crops: np.ndarray
@@ -921,7 +929,11 @@ def _video_tracks(chunks: list[dict]) -> np.ndarray:
     A chunk's tracker starts afresh, so its tracks are joined to those of the chunks before it by
     the tracker's own rule: a chunk's track continues the earlier track its first box overlaps most
     (IoU >= :data:`TRACK_LINK_IOU`, one to one, :func:`greedy_links`) if that one was last found at
-    most :data:`TRACK_MAX_GAP` frames before; else it gets a new id. Ids are in order of first appearance."""
+    most :data:`TRACK_MAX_GAP` frames before. A track that continues none but starts after earlier
+    tracks ended (a face found again after it was gone for longer, maybe elsewhere) continues the
+    ended one whose last box is nearest: without face recognition, a face that comes back while the
+    other faces stay is taken to be the one that left. Else it gets a new id; ids are in order of
+    first appearance."""
     ids, live, next_id, start = [], {}, 0, 0  # live: id -> (last position, last box)
     for chunk in chunks:
         pos, local = start + chunk["face_frame"], chunk["face_track"]
@@ -934,15 +946,29 @@ def _video_tracks(chunks: list[dict]) -> np.ndarray:
         gap = pos[first][:, None] - np.array([live[g][0] for g in earlier], np.int64)[None, :]
         overlap[gap > TRACK_MAX_GAP + 1] = 0
         mapping = {int(uniq[i]): earlier[j] for i, j in greedy_links(overlap)}
-        for u in uniq:
+        linked = set(mapping.values())  # continued by their overlap: not free for a returning face
+        video_ids = np.zeros(len(local), np.int64)
+        for u, f in zip(uniq, first):
             if int(u) not in mapping:
-                mapping[int(u)], next_id = next_id, next_id + 1
-        video_ids = np.array([mapping[int(u)] for u in local], np.int64)
-        for row in range(len(video_ids)):  # rows are in frame order: the last one of a track wins
-            live[int(video_ids[row])] = (int(pos[row]), chunk["boxes"][row])
+                mapping[int(u)] = _returning(live, int(pos[f]), chunk["boxes"][f], linked)
+                if mapping[int(u)] is None:
+                    mapping[int(u)], next_id = next_id, next_id + 1
+            rows = np.flatnonzero(local == u)
+            video_ids[rows] = mapping[int(u)]
+            live[mapping[int(u)]] = (int(pos[rows[-1]]), chunk["boxes"][rows[-1]])
         ids.append(video_ids)
         start += len(chunk["frame"])
     return np.concatenate(ids) if ids else np.zeros(0, np.int64)
+
+
+def _returning(live: dict, at: int, box: np.ndarray, taken: set) -> int | None:
+    """Of the tracks that ended before position ``at`` (and are not ``taken``), the one whose last
+    box is nearest ``box``; None if there is none."""
+    ended = [g for g, (last, _) in live.items() if last < at and g not in taken]
+    if not ended:
+        return None
+    centre = (box[:2] + box[2:4]) / 2
+    return min(ended, key=lambda g: (np.linalg.norm((live[g][1][:2] + live[g][1][2:4]) / 2 - centre), g))
 
 
 def track_summaries(track: np.ndarray, pos: np.ndarray, boxes: np.ndarray, times: np.ndarray) -> list[dict]:
@@ -1113,7 +1139,9 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
     reuse the entry when it is valid.
 
     Frames are sampled at ``fps`` (the source frame nearest to each time k/fps; ``None`` keeps every
-    frame), the most probable face of each is cropped and resized to ``crop_size`` (height, width).
+    frame), the most probable face of each is cropped and resized to ``crop_size`` (height, width);
+    with a tracking ``extractor`` every face is, each track kept, the largest consistent one being
+    the entry's crops (:func:`_assemble`).
     Chunks of ``chunk_size`` sampled frames are saved as they finish, so an interrupted extraction
     resumes where it stopped. The entry is locked while it is made (a second process waits, then
     reuses it), verified against its metadata when reused (a cut or altered entry is extracted
