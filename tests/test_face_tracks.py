@@ -140,7 +140,7 @@ def test_all_faces_without_tracking_is_refused_in_one_line(two_people, model, tm
     proc = emorec("predict", path, "--checkpoint", model, "--seq-len", SEQ_LEN, "--out", tmp_path / "out",
                   "--track-every", 0, "--all-faces")
     assert proc.returncode == 1 and not (tmp_path / "out").exists()
-    assert "needs face tracking" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "--all-faces needs face tracking" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_extract_track_every_caches_the_largest_track(two_people, tmp_path):
@@ -151,9 +151,7 @@ def test_extract_track_every_caches_the_largest_track(two_people, tmp_path):
     assert "face track 1 of 2" in proc.stdout and f"-> {entry}" in proc.stdout
     track = faces.load_track(entry)
     assert track.meta["key"]["detector"]["track_every"] == 10 and track.track == 1
-    plain = emorec("extract", path, "--out", tmp_path / "plain", "--min-face-size", 40)
-    assert plain.returncode == 0, plain.stderr
-    assert "track_every" not in faces.load_track(faces.entry_dir(tmp_path / "plain", path)).meta["key"]["detector"]
+    assert len(track.meta["tracks"]) == 2 and (entry / "other_crops.npy").is_file()
 
 
 def test_one_face_gives_one_track_and_no_other_files(tmp_path):
@@ -166,3 +164,10 @@ def test_one_face_gives_one_track_and_no_other_files(tmp_path):
     assert tracked.track == 0 and len(tracked.meta["tracks"]) == 1 and tracked.keep_rate == 1.0
     assert not (tmp_path / "v" / "other_faces.csv").exists()
     assert faces.load_tracks(tmp_path / "v")[0].frames.equals(tracked.frames)
+
+
+def test_all_faces_without_tracking_is_refused_by_the_library_too(two_people, model):
+    from emorec import predict
+
+    with pytest.raises(ValueError, match="two_people.mp4: one series per face .* needs face tracking"):
+        predict.run_predict(two_people[0], model, extractor=faces.FaceExtractor(), all_faces=True)

@@ -297,6 +297,8 @@ def _predict(args) -> int:
     from .data.faces import FaceExtractor
     from .predict import load_predictors, predict_to_folder
 
+    if args.all_faces and not args.track_every:
+        raise ValueError("--all-faces needs face tracking (--track-every K > 0): without it there are no tracks")
     predictors = load_predictors(_predict_checkpoints(args))  # a bad checkpoint fails before any work
     for label, predictor in _distinct_models(predictors).items():
         print(f"{label}: {predictor.kind} {predictor.checkpoint}; training data: {predictor.training_data()}")

@@ -1055,14 +1055,9 @@ def _assemble(video_path: Path, cache_dir: Path, chunk_files: list[Path], meta: 
     times = frame / rate
     track_ids, summaries, chosen = _kept_tracks(rows["track"], rows["pos"], rows["boxes"], times)
     rows["track"] = track_ids
-    mine, others = track_ids == chosen, (track_ids >= 0) & (track_ids != chosen)
+    mine, others, dest = _crop_places(track_ids, rows["pos"], chosen)
     table = _frame_table(frame, source, rate, _subset(rows, mine))
     other_table = _other_faces_table(table, _subset(rows, others)) if others.any() else None
-    # where each face row's crop goes: its index in crops.npy (chosen) or other_crops.npy (others)
-    dest = np.full(len(track_ids), -1, np.int64)
-    dest[mine] = np.arange(mine.sum())
-    if other_table is not None:
-        dest[np.flatnonzero(others)[np.lexsort((rows["pos"][others], track_ids[others]))]] = np.arange(len(other_table))
     n_kept, (h, w) = int(mine.sum()), meta["crop_size"]
     stage = storage.staging_dir(cache_dir, "assemble", ENTRY_KIND, WRITER)
     try:
@@ -1085,6 +1080,17 @@ def _assemble(video_path: Path, cache_dir: Path, chunk_files: list[Path], meta: 
     finally:
         if stage.exists():
             shutil.rmtree(stage)  # made above, in this call
+
+
+def _crop_places(track: np.ndarray, pos: np.ndarray, chosen: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which face rows are the chosen track's, which another kept track's (``track`` >= 0), and each
+    row's index in its crop file: ``crops.npy`` in frame order, ``other_crops.npy`` track after
+    track (as :func:`_other_faces_table`); -1 for the rows of dropped tracks."""
+    mine, others = track == chosen, (track >= 0) & (track != chosen)
+    dest = np.full(len(track), -1, np.int64)
+    dest[mine] = np.arange(mine.sum())
+    dest[np.flatnonzero(others)[np.lexsort((pos[others], track[others]))]] = np.arange(others.sum())
+    return mine, others, dest
 
 
 def _copy_crops(chunk_files: list[Path], targets: list[tuple[Path, np.ndarray, int]], dest: np.ndarray,

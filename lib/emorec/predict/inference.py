@@ -319,14 +319,14 @@ def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int |
         elif not all_faces:
             frames, clip_rows = _label_runs(track, predictors, own, chosen, video_path, progress)
         else:
+            tracks = faces.load_tracks(cache)  # a track shorter than one clip is an error only if chosen
             runs = [_label_runs(one, predictors, own, chosen, video_path, progress, required=one.track == track.track)
-                    for one in faces.load_tracks(cache)]
-            frames, clip_rows = (pd.concat([table.assign(track=one).pipe(_track_first) for one, table in
-                                            zip(_track_ids(track), tables)], ignore_index=True)
-                                 for tables in zip(*runs))
+                    for one in tracks]
+            frames, clip_rows = (pd.concat([_with_track(table, one.track) for one, table in zip(tracks, tables)],
+                                           ignore_index=True) for tables in zip(*runs))
         t2 = time.perf_counter()
-    if track is None and all_faces:
-        frames, clip_rows = frames.assign(track=-1).pipe(_track_first), clip_rows.assign(track=-1).pipe(_track_first)
+    if track is None and all_faces:  # no face: no track
+        frames, clip_rows = _with_track(frames, -1), _with_track(clip_rows, -1)
     single = len({p.checkpoint for p in predictors.values()}) == 1
     main = predictors[TARGETS[0]]
     has_face = frames["face"] if not all_faces or track is None else frames.loc[frames["track"] == track.track, "face"]
@@ -360,12 +360,11 @@ def _label_runs(track: faces.FaceTrack, predictors: dict, own: dict, chosen: dic
     return _merge_labels(runs, predictors)
 
 
-def _track_ids(track: faces.FaceTrack) -> list[int]:
-    return [s["track"] for s in track.meta["tracks"]]
-
-
-def _track_first(table: pd.DataFrame) -> pd.DataFrame:
-    return table[["track", *(c for c in table.columns if c != "track")]]
+def _with_track(table: pd.DataFrame, track: int) -> pd.DataFrame:
+    """``table`` with a first column ``track`` (``all_faces``)."""
+    table = table.copy()
+    table.insert(0, "track", track)
+    return table
 
 
 def _chosen_track(track: faces.FaceTrack | None) -> dict | None:
