@@ -171,3 +171,31 @@ def test_all_faces_without_tracking_is_refused_by_the_library_too(two_people, mo
 
     with pytest.raises(ValueError, match="two_people.mp4: one series per face .* needs face tracking"):
         predict.run_predict(two_people[0], model, extractor=faces.FaceExtractor(), all_faces=True)
+
+
+def test_tracks_are_joined_over_chunks_and_a_killed_run_resumes_to_the_same_entry(two_people, entry, tmp_path,
+                                                                                monkeypatch):
+    path, _ = two_people
+    extractor = faces.FaceExtractor(min_face_size=40, track_every=10)
+    whole = faces.extract_video(path, tmp_path / "whole", fps=FPS, extractor=extractor, chunk_size=16, progress=False)
+    # each chunk's tracker starts afresh: the tracks of chunks of 16 frames are joined into the same two
+    chunked, one_chunk = faces.load_tracks(whole.path), faces.load_tracks(entry)
+    assert [t.track for t in chunked] == [0, 1] and whole.track == 1
+    for a, b in zip(chunked, one_chunk):
+        same = set(a.kept_frames) & set(b.kept_frames)
+        assert len(same) >= 0.9 * max(len(a.kept_frames), len(b.kept_frames))
+    calls, original = [], faces._process_chunk
+
+    def killed_in_the_third_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(faces, "_process_chunk", killed_in_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        faces.extract_video(path, tmp_path / "resumed", fps=FPS, extractor=extractor, chunk_size=16, progress=False)
+    monkeypatch.undo()
+    faces.extract_video(path, tmp_path / "resumed", fps=FPS, extractor=extractor, chunk_size=16, progress=False)
+    for name in ("crops.npy", "frames.csv", "other_faces.csv", "other_crops.npy"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
