@@ -67,8 +67,8 @@ def parts(path: Path, fps: float, predictor: predict.Predictor, seq_len: int,
     detect_faces = extractor.sequence()
     for b in range(0, len(frames), extractor.batch_size):
         batch = frames[b:b + extractor.batch_size]
-        boxes, _, _ = detect_faces(batch)
-        crops += [faces.crop_face(f, box, predict.CROP_SIZE) for f, box in zip(batch, boxes) if np.isfinite(box[0])]
+        found = detect_faces(batch)  # every face (track) in the batch
+        crops += [faces.crop_face(batch[i], box, predict.CROP_SIZE) for i, box in zip(found.frame, found.boxes)]
     detect = time.perf_counter() - start
     crops = np.stack(crops)
     start = time.perf_counter()

@@ -11,10 +11,11 @@ from emorec.data import faces, video
 from face_video import FACE_H, FACE_W, astronaut_face, face_frames, write_face_video
 
 
-def run_tracker(extractor: faces.FaceExtractor, frames: np.ndarray, batch: int = 8):
-    """The tracker fed batch after batch, as _process_chunk does; boxes [N, 4] and probabilities [N]."""
+def run_tracker(extractor: faces.FaceExtractor, frames: np.ndarray, batch: int = 8, track: int = 0):
+    """The tracker fed batch after batch, as _process_chunk does; one track's boxes [N, 4] (NaN rows
+    where it is not found) and probabilities [N]."""
     sequence = extractor.sequence()
-    out = [sequence(frames[i:i + batch]) for i in range(0, len(frames), batch)]
+    out = [sequence(frames[i:i + batch]).per_frame(len(frames[i:i + batch]), track) for i in range(0, len(frames), batch)]
     return np.concatenate([b for b, _, _ in out]), np.concatenate([p for _, p, _ in out])
 
 
@@ -59,6 +60,11 @@ def test_a_face_that_leaves_and_comes_back_is_found_again(tmp_path):
     theirs = faces.extract_video(path, tmp_path / "full", extractor=full, progress=False).frames
     assert list(theirs.loc[~theirs["kept"], "frame"]) == list(range(8, 18))
     assert (ours["kept"] == theirs["kept"]).all()  # lost for the blank frames, found again after
+    # gone longer than TRACK_MAX_GAP and back elsewhere: a second track of the sequence, continuing
+    # the first in the video (it came back while no other face stayed), so one track in the entry
+    sequence = tracked.sequence()
+    assert set(sequence(np.stack([f for _, _, f in video.iter_frames(path, 10)])).track) == {0, 1}
+    assert [t["frames"] for t in faces.load_track(tmp_path / "tracked").meta["tracks"]] == [int(ours["kept"].sum())]
     kept = ours["kept"].to_numpy()
     overlap = faces.box_iou(ours.loc[kept, faces.BOX_COLUMNS].to_numpy(), theirs.loc[kept, faces.BOX_COLUMNS].to_numpy())
     assert overlap.min() > 0.8

@@ -89,12 +89,13 @@ def _extract(args) -> int:
     from .data.faces import FaceExtractor, extract_corpus
 
     videos = video_files(Path(args.path))
-    extractor = FaceExtractor(min_face_size=args.min_face_size)
+    extractor = FaceExtractor(min_face_size=args.min_face_size, track_every=args.track_every or None)
     tracks = extract_corpus(videos, args.out, fps=args.fps, crop_size=tuple(args.crop_size), extractor=extractor,
                             progress=True)
     for name, track in tracks.items():
+        which = "" if track.track is None else f", face track {track.track} of {len(track.meta['tracks'])}"
         print(f"{name}: {len(track.frames)} sampled frames, {len(track.crops)} faces "
-              f"(keep rate {track.keep_rate:.1%}) -> {track.path}")
+              f"(keep rate {track.keep_rate:.1%}{which}) -> {track.path}")
     return 0
 
 
@@ -296,6 +297,8 @@ def _predict(args) -> int:
     from .data.faces import FaceExtractor
     from .predict import load_predictors, predict_to_folder
 
+    if args.all_faces and not args.track_every:
+        raise ValueError("--all-faces needs face tracking (--track-every K > 0): without it there are no tracks")
     predictors = load_predictors(_predict_checkpoints(args))  # a bad checkpoint fails before any work
     for label, predictor in _distinct_models(predictors).items():
         print(f"{label}: {predictor.kind} {predictor.checkpoint}; training data: {predictor.training_data()}")
@@ -306,8 +309,15 @@ def _predict(args) -> int:
                                       cache_dir=args.cache, postprocess=args.postprocess, predictors=predictors,
                                       extractor=FaceExtractor(min_face_size=args.min_face_size,
                                                               track_every=args.track_every or None),
-                                      allow_no_face=args.allow_no_face)
+                                      allow_no_face=args.allow_no_face, all_faces=args.all_faces)
     s, frames = result.settings, result.frames
+    if s["track"] is not None:
+        t = s["track"]
+        others = f"; all {len(s['tracks'])} tracks written (--all-faces)" if args.all_faces else ""
+        print(f"face track {t['track']}, the largest consistent one: {t['frames']} frames, "
+              f"{t['first_time']:.1f}-{t['last_time']:.1f} s{others}")
+    if "track" in frames.columns:
+        frames = frames[frames["track"] == (s["track"] or {}).get("track", -1)]
     spent = sum(result.timings.values())
     print(f"{Path(args.video).name}: {len(frames)} frames at {s['fps']:g} fps, face in {s['faces_found']:.0%}, "
           f"values for {s['frames_with_value']:.0%} (SL {s['seq_len']}, OR {s['overlap']:g}; "
@@ -415,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-size", type=COUNT, nargs=2, default=[100, 80], metavar=("H", "W"),
                    help="crop height and width (default, the paper's: 100 80)")
     p.add_argument("--min-face-size", type=FACE_SIZE, default=80, help="smallest face searched for, in pixels (default: %(default)s)")
+    p.add_argument("--track-every", type=TRACK_EVERY, default=0, metavar="K",
+                   help="full MTCNN every K-th sampled frame, the faces tracked in between, and each video's "
+                        "largest consistent face track cached (as predict); 0 (default): the full cascade on "
+                        "every frame, the most probable face of each")
     p.set_defaults(run=_extract)
 
     p = commands.add_parser("train", help="train one configuration of a table",
@@ -515,8 +529,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-no-face", action="store_true",
                    help="a video without any face gives an all-empty table (exit 0) instead of an error")
     p.add_argument("--track-every", type=TRACK_EVERY, default=DEFAULT_TRACK_EVERY, metavar="K",
-                   help="full MTCNN every K-th sampled frame, the face tracked in between (§3.2.1 for long "
-                        "videos); 0: the full cascade on every frame (default: %(default)s)")
+                   help="full MTCNN every K-th sampled frame, the faces tracked in between (§3.2.1 for long "
+                        "videos); the series is the largest consistent face track (most frames, then largest "
+                        "mean box); 0: the full cascade on every frame, its most probable face (default: %(default)s)")
+    p.add_argument("--all-faces", action="store_true",
+                   help="one series per face track: predictions.csv and clips.csv get a first column 'track', "
+                        "timeseries.png one line per track, settings.json lists the tracks (needs tracking)")
     p.set_defaults(run=_predict)
 
     p = commands.add_parser("book",

@@ -10,8 +10,10 @@ in the frame table, which is what the windowing of §3.2.2 needs. "Whole" is our
 paper: a frame whose face box crosses the frame border by more than ``border_margin`` of the box's
 width (left/right) or height (top/bottom), 10 % by default, is dropped (:func:`whole_face`). For
 long videos, ``FaceExtractor(track_every=k)`` runs the full cascade only on every k-th sampled frame
-and follows the face in between (:class:`FaceTracker`; our addition, off by default); the whole-face
-rule applies to tracked faces alike.
+and follows the faces in between (:class:`FaceTracker`; our addition, off by default), each face with
+its own track id; the entry then holds the *largest consistent track* (:func:`choose_track`: most
+frames kept, ties by the larger mean box), decided after the whole video, and the other tracks'
+faces beside it. The whole-face rule applies to tracked faces alike.
 
 Each video is extracted once into a cache entry, ``<cache_root>/<stem>-<hash>/`` (the hash is the
 first 12 hex digits of the video file's SHA-1, so videos with the same name never share one)::
@@ -19,7 +21,12 @@ first 12 hex digits of the video file's SHA-1, so videos with the same name neve
     <entry>/crops.npy    uint8 [N_kept, H, W, 3], RGB, opened memory-mapped
     <entry>/frames.csv   one row per sampled frame: frame, source_frame, time, kept,
                          crop_index, x1 y1 x2 y2, prob, the 5 landmarks
-    <entry>/meta.json    detector settings, sampling, crop size, source fingerprint, counts, file sizes
+    <entry>/meta.json    detector settings, sampling, crop size, source fingerprint, counts, file sizes;
+                         when tracked: ``tracks`` (per track: id, frames, keep rate, first/last
+                         time, mean box and area) and ``chosen_track`` (the one in crops/frames)
+    <entry>/other_faces.csv, other_crops.npy   when tracked with more than one track: the other
+                         tracks' faces (track, frame, ..., crop_index, box, prob, landmarks), track
+                         after track, and their crops (:func:`load_track` with ``track=``)
     <entry>/.emorec.json the marker of an emorec entry (:mod:`emorec.storage`)
 
 The entry appears atomically (built in a marked staging folder, then renamed) while a lock on it is
@@ -61,6 +68,7 @@ WRITER = "emorec.data.faces"
 ENTRY_KIND = "face-crop cache entry"
 WORK_KIND = "face-crop cache work folder"
 ENTRY_FILES = ("crops.npy", "frames.csv", "meta.json")
+CHUNK_FORMAT = 2  # the chunk files of a resumable extraction: one row per face, with its track
 
 LANDMARKS = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
@@ -86,6 +94,11 @@ WHOLE_FACE_MARGIN = 0.1
 # (R-net's extra regression lets the box drift more between full detections) and costs half as much.
 TRACK_THRESHOLD = 0.9
 TRACK_LINK_IOU = 0.3
+# A track not found for more than TRACK_MAX_GAP sampled frames ends (1 s at the default 10 fps): after
+# that the last box says little about where the face is. Tracks with fewer than TRACK_MIN_FRAMES
+# faces are dropped as spurious (a false detection rarely survives O-net's refinement for long).
+TRACK_MAX_GAP = 10
+TRACK_MIN_FRAMES = 5
 TRACK_REFINE = ("onet", "rnet+onet")
 TRACK_REGION = (1.0, 1.3)
 
@@ -108,7 +121,7 @@ class FaceExtractor:
     crops are cut from the full frame). ``border_margin`` is the whole-face rule's tolerance
     (:func:`whole_face`; default :data:`WHOLE_FACE_MARGIN`, ``None`` keeps every detected face, as
     facenet-pytorch would). ``track_every`` = k runs the full cascade only on every k-th frame of a
-    sequence and tracks the face in between (:class:`FaceTracker`; ``None``, the default, detects in
+    sequence and tracks every face in between (:class:`FaceTracker`; ``None``, the default, detects in
     every frame); a tracked face whose O-net probability falls below ``track_threshold`` is looked
     for again with the full cascade; ``track_refine`` picks the refinement in between (see
     :data:`TRACK_REFINE`).
@@ -179,7 +192,8 @@ class FaceExtractor:
             return {}
         return {"track_every": self.track_every, "track_threshold": self.track_threshold,
                 "track_refine": self.track_refine, "track_region": list(self.track_region),
-                "track_link_iou": TRACK_LINK_IOU}
+                "track_link_iou": TRACK_LINK_IOU, "track_max_gap": TRACK_MAX_GAP,
+                "track_min_frames": TRACK_MIN_FRAMES, "track_selection": TRACK_SELECTION}
 
     @property
     def track_region(self) -> tuple[float, ...]:
@@ -246,52 +260,131 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / (area_a + area_b - inter)
 
 
-class FaceTracker:
-    """One face followed through consecutive frames of a video (§3.2.1 applied to long videos; ours).
+@dataclass
+class SequenceFaces:
+    """The faces a :class:`FaceTracker` returns for one batch of frames, one row per face (ours):
+    ``frame`` [K] (index in the batch), ``track`` [K] (the face's id in the sequence), ``boxes``
+    [K, 4] (x1 y1 x2 y2), ``probs`` [K], ``points`` [K, 5, 2] (landmarks); frames in order, and
+    within a frame tracks by id."""
 
-    With ``extractor.track_every`` = k, the full MTCNN cascade runs on every k-th frame (batched) and
-    on any frame where the face is lost; in between, the previous frame's face is refined by O-net
-    (``track_refine="onet"``) or R-net then O-net (``"rnet+onet"``) on squares around it, as the
-    cascade refines P-net's proposals; that skips P-net's image pyramid, the bulk of MTCNN's cost. The face counts as lost when O-net
-    rejects it or its probability falls below ``extractor.track_threshold``. One identity is kept: a
-    full detection continues the track with the face overlapping it (IoU >= :data:`TRACK_LINK_IOU`),
-    else with the refined previous face; only when neither exists does the most probable detected
-    face start a new track. Without ``track_every`` every frame gets :meth:`FaceExtractor.detect`.
-    Call it on successive batches of one sequence; each call returns what ``detect`` returns.
+    frame: np.ndarray
+    track: np.ndarray
+    boxes: np.ndarray
+    probs: np.ndarray
+    points: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: list[tuple]) -> "SequenceFaces":
+        """From (frame, track, box, prob, points) tuples."""
+        if not rows:
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0),
+                       np.zeros((0, 5, 2)))
+        frame, track, boxes, probs, points = zip(*rows)
+        return cls(np.array(frame, np.int64), np.array(track, np.int64), np.array(boxes, float),
+                   np.array(probs, float), np.array(points, float))
+
+    def subset(self, keep: np.ndarray) -> "SequenceFaces":
+        return SequenceFaces(self.frame[keep], self.track[keep], self.boxes[keep], self.probs[keep],
+                             self.points[keep])
+
+    def per_frame(self, n: int, track: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One track's faces as :meth:`FaceExtractor.detect` returns them for ``n`` frames (NaN rows:
+        not found there)."""
+        boxes, probs, points = np.full((n, 4), np.nan), np.full(n, np.nan), np.full((n, 5, 2), np.nan)
+        mine = self.track == track
+        boxes[self.frame[mine]], probs[self.frame[mine]], points[self.frame[mine]] = (
+            self.boxes[mine], self.probs[mine], self.points[mine])
+        return boxes, probs, points
+
+
+@dataclass
+class _LiveTrack:
+    id: int
+    box: np.ndarray  # where it was last found
+    last: int  # the frame of the sequence it was last found in
+
+
+def greedy_links(overlap: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs (i, j) of an IoU matrix [N, M] (new faces × tracks) linked one to one, the most
+    overlapping pair first, each with IoU >= :data:`TRACK_LINK_IOU` (ours; the tracker's rule, and
+    the rule joining the tracks of consecutive chunks)."""
+    pairs, used_i, used_j = [], set(), set()
+    for flat in np.argsort(-overlap, axis=None, kind="stable"):
+        i, j = divmod(int(flat), overlap.shape[1])
+        if overlap[i, j] < TRACK_LINK_IOU:
+            break
+        if i not in used_i and j not in used_j:
+            pairs.append((i, j)), used_i.add(i), used_j.add(j)
+    return pairs
+
+
+def _pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` [N, >=4] with every box of ``b`` [M, >=4]: [N, M]."""
+    return box_iou(np.asarray(a, float).reshape(-1, 1, a.shape[-1])[..., :4],
+                   np.asarray(b, float).reshape(1, -1, b.shape[-1])[..., :4])
+
+
+class FaceTracker:
+    """Every face followed through consecutive frames of a video, each with its own id (§3.2.1 applied
+    to long videos; ours).
+
+    With ``extractor.track_every`` = k, the full MTCNN cascade runs on every k-th frame (batched); in
+    between, each face found in the previous frame is refined by O-net (``track_refine="onet"``) or
+    R-net then O-net (``"rnet+onet"``) on squares around it, as the cascade refines P-net's
+    proposals; that skips P-net's image pyramid, the bulk of MTCNN's cost. A face counts as lost in a
+    frame when O-net rejects it or its probability falls below ``extractor.track_threshold``; the
+    full cascade then runs on that frame too (and on every frame while no face is followed). A full
+    detection continues the live track it overlaps most (IoU >= :data:`TRACK_LINK_IOU`, one to one,
+    :func:`greedy_links`); a live track it does not continue is refined as in between; a detection
+    that continues no track and overlaps no face of the frame starts a new id if its probability is
+    at least ``track_threshold`` (a face too unsure to be followed starts nothing). A track not found
+    for more than :data:`TRACK_MAX_GAP` frames ends; a face found after that is a new id. Without
+    ``track_every`` every frame gets :meth:`FaceExtractor.detect`'s most probable face, all as id 0.
+    Call it on successive batches of one sequence; each call returns the batch's
+    :class:`SequenceFaces`.
     """
 
     def __init__(self, extractor: FaceExtractor):
         self.extractor = extractor
-        self.box: np.ndarray | None = None  # the tracked face (x1, y1, x2, y2) in the last frame
+        self.live: list[_LiveTrack] = []  # tracks found within the last TRACK_MAX_GAP + 1 frames
+        self.next_id = 0
         self.seen = 0  # frames of the sequence so far
 
-    def __call__(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(self, frames: np.ndarray) -> SequenceFaces:
         every = self.extractor.track_every
         if every is None:
-            return self.extractor.detect(frames)
-        n = len(frames)
-        boxes, probs, points = np.full((n, 4), np.nan), np.full(n, np.nan), np.full((n, 5, 2), np.nan)
-        keys = [i for i in range(n) if (self.seen + i) % every == 0]
+            boxes, probs, points = self.extractor.detect(frames)
+            found = np.flatnonzero(np.isfinite(boxes[:, 0]))
+            return SequenceFaces(found, np.zeros(len(found), np.int64), boxes[found], probs[found], points[found])
+        keys = [i for i in range(len(frames)) if (self.seen + i) % every == 0]
         detected = self._detections(frames, keys)
+        rows = []
         with _one_torch_thread():
-            for i, frame in enumerate(frames):
-                face = self._next_face(frames, i, detected)
-                self.box = None if face is None else face[0]
-                if face is not None:
-                    boxes[i], probs[i], points[i] = face
-        self.seen += n
-        return boxes, probs, points
+            for i in range(len(frames)):
+                found = self._step(frames, i, detected.get(i))
+                rows.extend((i, track, *face) for track, face in sorted(found.items()))
+        self.seen += len(frames)
+        return SequenceFaces.from_rows(rows)
 
-    def _next_face(self, frames: np.ndarray, i: int, detected: dict) -> tuple | None:
-        """The tracked face in ``frames[i]``: linked to a full detection there, else followed from the
-        previous frame, else (lost) looked for again with the full cascade."""
-        if i in detected:
-            return self._linked(*detected[i]) or self._follow(frames[i]) or self._best(*detected[i])
-        face = self._follow(frames[i])
-        if face is None:  # lost between full detections: look for it again
+    def _step(self, frames: np.ndarray, i: int, found: tuple | None) -> dict[int, tuple]:
+        """The faces of ``frames[i]`` by track id; ``found``: the full cascade's faces there, if it ran."""
+        now = self.seen + i
+        self.live = [t for t in self.live if now - t.last <= TRACK_MAX_GAP + 1]
+        previous = [t for t in self.live if t.last == now - 1]
+        faces = self._linked(*found) if found is not None else {}
+        followed = {t.id: face for t in previous if t.id not in faces
+                    and (face := self._follow(frames[i], t.box)) is not None}
+        faces.update(followed)
+        if found is None and (not previous or len(followed) < len(previous)):
+            # lost between full detections (or nothing to follow): the full cascade on this frame
             found = self._detections(frames[i:i + 1], [0])[0]
-            face = self._linked(*found) or self._best(*found)
-        return face
+            faces.update(self._linked(*found, taken=faces))
+        if found is not None:
+            self._start_new(*found, faces)
+        for t in self.live:
+            if t.id in faces:
+                t.box, t.last = faces[t.id][0], now
+        return faces
 
     def _detections(self, frames: np.ndarray, which: list[int]) -> dict[int, tuple]:
         """The full cascade on ``frames[which]`` in one pass: index -> (boxes [K, 5], landmarks [K, 5, 2])."""
@@ -300,29 +393,27 @@ class FaceTracker:
         found, image, marks = self.extractor.all_faces(frames[which])
         return {i: (found[image == j], marks[image == j]) for j, i in enumerate(which)}
 
-    def _linked(self, found: np.ndarray, marks: np.ndarray) -> tuple | None:
-        """Of faces ``found`` [K, 5], the one overlapping the tracked face most, if it links to it."""
-        if self.box is None or not len(found):
-            return None
-        overlap = box_iou(found[:, :4], self.box)
-        k = int(np.argmax(overlap))
-        return (found[k, :4], found[k, 4], marks[k]) if overlap[k] >= TRACK_LINK_IOU else None
+    def _linked(self, found: np.ndarray, marks: np.ndarray, taken: dict | None = None) -> dict[int, tuple]:
+        """Faces ``found`` [K, 5] that continue a live track (not one in ``taken``): track id -> face."""
+        tracks = [t for t in self.live if not taken or t.id not in taken]
+        pairs = greedy_links(_pairwise_iou(found, np.array([t.box for t in tracks]).reshape(-1, 4)))
+        return {tracks[j].id: (found[i, :4], found[i, 4], marks[i]) for i, j in pairs}
 
-    @staticmethod
-    def _best(found: np.ndarray, marks: np.ndarray) -> tuple | None:
-        """The most probable of faces ``found`` [K, 5] (ties: the last, as :meth:`FaceExtractor.detect`)."""
-        if not len(found):
-            return None
-        k = len(found) - 1 - int(np.argmax(found[::-1, 4]))
-        return found[k, :4], found[k, 4], marks[k]
+    def _start_new(self, found: np.ndarray, marks: np.ndarray, faces: dict[int, tuple]) -> None:
+        """New ids for the sure faces of ``found`` that are none of ``faces`` (most probable first)."""
+        for k in np.argsort(-found[:, 4], kind="stable"):
+            taken = np.array([f[0] for f in faces.values()]).reshape(-1, 4)
+            if found[k, 4] < self.extractor.track_threshold or (box_iou(taken, found[k, :4]) >= TRACK_LINK_IOU).any():
+                continue
+            self.live.append(_LiveTrack(self.next_id, found[k, :4], -1))
+            faces[self.next_id] = (found[k, :4], found[k, 4], marks[k])
+            self.next_id += 1
 
-    def _follow(self, frame: np.ndarray) -> tuple | None:
-        """R-net and O-net on squares around the tracked face in ``frame``; None when it is lost."""
-        if self.box is None:
-            return None
+    def _follow(self, frame: np.ndarray, box: np.ndarray) -> tuple | None:
+        """R-net and O-net on squares around ``box`` in ``frame``: the face there, or None when it is lost."""
         ext, net = self.extractor, self.extractor.mtcnn
         device = next(net.rnet.parameters()).device
-        centre, side = (self.box[:2] + self.box[2:]) / 2, max(self.box[2] - self.box[0], self.box[3] - self.box[1])
+        centre, side = (box[:2] + box[2:]) / 2, max(box[2] - box[0], box[3] - box[1])
         size = np.array([frame.shape[1], frame.shape[0]], dtype=float)
         squares = []
         for r in ext.track_region:
@@ -341,7 +432,11 @@ class FaceTracker:
             found = _onet(net, frames, batch, boxes, image, ext.thresholds[2], ext.resampling)
         onet, marks = found["onet"][0].cpu().numpy().astype(float), found["landmarks"].cpu().numpy().astype(float)
         sure = onet[:, 4] >= ext.track_threshold
-        return self._linked(onet[sure], marks[sure])
+        if not sure.any():
+            return None
+        overlap = box_iou(onet[sure, :4], box)
+        k = int(np.argmax(overlap))
+        return (onet[sure][k, :4], onet[sure][k, 4], marks[sure][k]) if overlap[k] >= TRACK_LINK_IOU else None
 
 
 @contextlib.contextmanager
@@ -548,13 +643,15 @@ def _sampled_frames(video_path: Path, fps: float | None, start: int,
 
 @dataclass
 class FaceTrack:
-    """One video's extraction: ``crops`` uint8 [N_kept, H, W, 3] (memory-mapped), ``frames`` the
-    frame table (one row per sampled frame, kept or not), ``meta`` the settings it was made with."""
+    """One face track of a video's extraction: ``crops`` uint8 [N_kept, H, W, 3] (memory-mapped),
+    ``frames`` the frame table (one row per sampled frame, kept or not), ``meta`` the entry's settings
+    and counts, ``track`` its id when the extraction tracked faces (else None)."""
 
     path: Path
     crops: np.ndarray
     frames: pd.DataFrame
     meta: dict
+    track: int | None = None  # with a tracked extraction, the id of this face track (meta["tracks"])
 
     @property
     def keep_rate(self) -> float:
@@ -634,22 +731,25 @@ def _npy_header(path: Path) -> tuple[tuple, np.dtype, int]:
 
 def _entry_problem(cache_dir: Path, meta: dict) -> str | None:
     """What is wrong with an entry's files against its ``meta.json`` (sizes, shapes, counts), or None."""
-    for name in ENTRY_FILES[:2]:
+    recorded = meta.get("files") or {}
+    for name in (*ENTRY_FILES[:2], *(f for f in OTHER_FILES if f in recorded)):
         path = cache_dir / name
-        expected = (meta.get("files") or {}).get(name)
+        expected = recorded.get(name)
         size = path.stat().st_size if path.is_file() else None
         if size is None:
             return f"{path}: missing"
         if size != expected:
             return f"{path}: {size} bytes, but meta.json records {expected} (cut or altered)"
-    crops = cache_dir / "crops.npy"
-    try:
-        shape, dtype, offset = _npy_header(crops)
-    except (OSError, ValueError) as err:
-        return f"{crops}: not a readable .npy file ({storage.one_line(err)})"
-    expected = (meta.get("n_kept"), *meta.get("crop_size", ()), 3)
-    if tuple(shape) != expected or dtype != np.uint8 or offset + math.prod(shape) != crops.stat().st_size:
-        return f"{crops}: holds {dtype} {tuple(shape)}, but meta.json records uint8 {expected}"
+    counts = {"crops.npy": meta.get("n_kept"), OTHER_FILES[1]: meta.get("n_other")}
+    for name in (n for n in counts if n in recorded):
+        crops = cache_dir / name
+        try:
+            shape, dtype, offset = _npy_header(crops)
+        except (OSError, ValueError) as err:
+            return f"{crops}: not a readable .npy file ({storage.one_line(err)})"
+        expected = (counts[name], *meta.get("crop_size", ()), 3)
+        if tuple(shape) != expected or dtype != np.uint8 or offset + math.prod(shape) != crops.stat().st_size:
+            return f"{crops}: holds {dtype} {tuple(shape)}, but meta.json records uint8 {expected}"
     return None
 
 
@@ -684,21 +784,61 @@ def _open_entry(cache_dir: Path) -> tuple[FaceTrack | None, str | None]:
     if problem:
         return None, problem
     crops = np.load(cache_dir / "crops.npy", mmap_mode="r")
-    return FaceTrack(path=cache_dir, crops=crops, frames=frames, meta=meta), None
+    return FaceTrack(path=cache_dir, crops=crops, frames=frames, meta=meta, track=meta.get("chosen_track")), None
 
 
-def load_track(cache_dir: str | os.PathLike) -> FaceTrack:
+def load_track(cache_dir: str | os.PathLike, track: int | None = None) -> FaceTrack:
     """Open a complete cache entry written by :func:`extract_video` (§3.2.1): crops memory-mapped.
 
+    ``track``: with a tracked extraction, which face track (an id of ``meta["tracks"]``; None: the
+    chosen one, the largest consistent track, which is the entry's ``crops.npy``/``frames.csv``).
     The entry is checked against its ``meta.json`` first (file sizes, crop shape, frame and face
-    counts): FileNotFoundError if there is no entry, ValueError naming the file that is cut or altered."""
+    counts): FileNotFoundError if there is no entry, ValueError naming the file that is cut or
+    altered, or the entry when it has no such track."""
     cache_dir = Path(cache_dir)
-    track, problem = _open_entry(cache_dir)
-    if track is None:
+    chosen, problem = _open_entry(cache_dir)
+    if chosen is None:
         if not (cache_dir / "meta.json").is_file():
             raise FileNotFoundError(problem)
         raise ValueError(f"{problem}; extract the video again")
-    return track
+    if track is None or track == chosen.track:
+        return chosen
+    ids = [s["track"] for s in chosen.meta.get("tracks", ())]
+    if track not in ids:
+        raise ValueError(f"{cache_dir}: no face track {track} in this entry (tracks: {ids or 'none, not tracked'})")
+    return _other_track(chosen, track)
+
+
+def load_tracks(cache_dir: str | os.PathLike) -> list[FaceTrack]:
+    """Every face track of an entry, in order of id (one, the entry's, without tracking; §3.2.1, ours)."""
+    chosen = load_track(cache_dir)
+    ids = [s["track"] for s in chosen.meta.get("tracks", ())]
+    return [chosen if t == chosen.track else _other_track(chosen, t) for t in ids] or [chosen]
+
+
+def _other_track(chosen: FaceTrack, track: int) -> FaceTrack:
+    """A track other than the chosen one: the entry's frame table with that track's faces, its crops
+    a memory-mapped slice of ``other_crops.npy``."""
+    path = chosen.path / OTHER_FILES[0]
+    try:
+        others = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as err:
+        raise ValueError(f"{path}: not a readable face table ({storage.one_line(err)}); extract the video again")
+    if list(others.columns) != OTHER_COLUMNS or len(others) != chosen.meta.get("n_other"):
+        raise ValueError(f"{path}: not the {chosen.meta.get('n_other')} faces meta.json records (altered); "
+                         f"extract the video again")
+    mine = others[others["track"] == track]
+    first = int(mine["crop_index"].iloc[0])
+    if not np.array_equal(mine["crop_index"].to_numpy(), np.arange(first, first + len(mine))):
+        raise ValueError(f"{path}: the crop indices of track {track} are not consecutive (altered)")
+    frames = chosen.frames.copy()
+    frames["kept"], frames["crop_index"] = False, -1
+    frames[FRAME_COLUMNS[5:]] = np.nan
+    at = frames.index[np.searchsorted(frames["frame"].to_numpy(), mine["frame"].to_numpy())]
+    frames.loc[at, FRAME_COLUMNS[5:]] = mine[FRAME_COLUMNS[5:]].to_numpy()
+    frames.loc[at, "kept"], frames.loc[at, "crop_index"] = True, np.arange(len(mine))
+    crops = np.load(chosen.path / OTHER_FILES[1], mmap_mode="r")[first:first + len(mine)]
+    return FaceTrack(path=chosen.path, crops=crops, frames=frames, meta=chosen.meta, track=track)
 
 
 def _chunk_path(work: Path, index: int) -> Path:
@@ -707,28 +847,32 @@ def _chunk_path(work: Path, index: int) -> Path:
 
 def _process_chunk(extractor: FaceExtractor, frames: Iterator[tuple[int, int, np.ndarray]],
                    crop_size: tuple[int, int]) -> dict[str, np.ndarray] | None:
-    """Detect faces in a chunk of sampled frames and crop the kept ones; None when ``frames`` is empty.
+    """Detect (or track) the faces in a chunk of sampled frames and crop them; None when ``frames``
+    is empty. One row per face: ``face_frame`` (its frame's position in the chunk), ``face_track``
+    (its id in the chunk), box, probability, landmarks and crop.
 
     The frames are taken from the iterator one batch at a time, so memory holds one batch of
     decoded frames (plus the chunk's crops), not the whole chunk (ours)."""
-    numbers, boxes, probs, points, crops = [], [], [], [], []
-    # Each chunk is a sequence of its own (its first frame fully detected), so a resumed run makes the same chunks.
+    numbers, found, crops = [], [], []
+    # Each chunk is a sequence of its own (its first frame fully detected), so a resumed run makes
+    # the same chunks; the tracks of consecutive chunks are joined when the entry is assembled.
     detect = extractor.sequence()
     while items := list(itertools.islice(frames, extractor.batch_size)):
         batch = np.stack([f for _, _, f in items])
-        b, p, pt = detect(batch)
+        faces = detect(batch)
         # Only whole faces (§3.2.1): a face cut by the frame border is dropped like a missing one.
-        keep = whole_face(b, batch.shape[2], batch.shape[1], extractor.border_margin)
-        b[~keep], p[~keep], pt[~keep] = np.nan, np.nan, np.nan
+        faces = faces.subset(whole_face(faces.boxes, batch.shape[2], batch.shape[1], extractor.border_margin))
+        crops.extend(crop_face(batch[i], box, crop_size) for i, box in zip(faces.frame, faces.boxes))
+        faces.frame = faces.frame + len(numbers)
         numbers.extend((k, s) for k, s, _ in items)
-        boxes.append(b), probs.append(p), points.append(pt)
-        crops.extend(crop_face(img, box, crop_size) for img, box in zip(batch, b) if np.isfinite(box[0]))
+        found.append(faces)
     if not numbers:
         return None
     h, w = crop_size
     frame, source = np.array(numbers, dtype=np.int64).T
-    return {"frame": frame, "source_frame": source, "boxes": np.concatenate(boxes), "probs": np.concatenate(probs),
-            "points": np.concatenate(points),
+    return {"frame": frame, "source_frame": source, **{f"face_{name}": np.concatenate([getattr(f, name) for f in found])
+                                                        for name in ("frame", "track")},
+            **{name: np.concatenate([getattr(f, name) for f in found]) for name in ("boxes", "probs", "points")},
             "crops": np.stack(crops) if crops else np.zeros((0, h, w, 3), np.uint8)}
 
 
@@ -762,53 +906,183 @@ def _run_chunks(video_path: Path, work: Path, extractor: FaceExtractor, fps: flo
     return sorted(work.glob("chunk_*.npz"))
 
 
-def _frame_table(chunks: list[dict], rate: float) -> pd.DataFrame:
-    boxes = np.concatenate([c["boxes"] for c in chunks])
-    points = np.concatenate([c["points"] for c in chunks]).reshape(len(boxes), 10)
+def _frame_table(frame: np.ndarray, source: np.ndarray, rate: float, faces: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per sampled frame (``frame``, ``source``) with the face of ``faces`` (rows of one track,
+    by frame position ``pos``) where there is one."""
+    n = len(frame)
+    boxes, probs, points = np.full((n, 4), np.nan), np.full(n, np.nan), np.full((n, 10), np.nan)
+    boxes[faces["pos"]], probs[faces["pos"]] = faces["boxes"], faces["probs"]
+    points[faces["pos"]] = faces["points"].reshape(-1, 10)
     kept = np.isfinite(boxes[:, 0])
-    frame = np.concatenate([c["frame"] for c in chunks])
-    table = pd.DataFrame({"frame": frame, "source_frame": np.concatenate([c["source_frame"] for c in chunks]),
-                          "time": frame / rate, "kept": kept,
+    table = pd.DataFrame({"frame": frame, "source_frame": source, "time": frame / rate, "kept": kept,
                           "crop_index": np.where(kept, np.cumsum(kept) - 1, -1)})
     for j, col in enumerate(BOX_COLUMNS):
         table[col] = boxes[:, j]
-    table["prob"] = np.concatenate([c["probs"] for c in chunks])
+    table["prob"] = probs
     for j, col in enumerate(LANDMARK_COLUMNS):
         table[col] = points[:, j]
     return table[FRAME_COLUMNS]
 
 
-_TABLE_FIELDS = ("frame", "source_frame", "boxes", "probs", "points")
+_TABLE_FIELDS = ("frame", "source_frame", "face_frame", "face_track", "boxes", "probs", "points")
+# The faces of the tracks other than the chosen one (tracked entries with more than one track)
+OTHER_FILES = ("other_faces.csv", "other_crops.npy")
+OTHER_COLUMNS = ["track", *FRAME_COLUMNS[:3], "crop_index", *BOX_COLUMNS, "prob", *LANDMARK_COLUMNS]
+TRACK_SELECTION = "most frames with a whole face, then largest mean box area, then first to appear"
 
 
-def _assemble(video_path: Path, cache_dir: Path, chunk_files: list[Path], meta: dict, rate: float) -> None:
+def _video_tracks(chunks: list[dict]) -> np.ndarray:
+    """The track id over the whole video of every face row of ``chunks`` (in order; ours).
+
+    A chunk's tracker starts afresh, so its tracks are joined to those of the chunks before it by
+    the tracker's own rule: a chunk's track continues the earlier track its first box overlaps most
+    (IoU >= :data:`TRACK_LINK_IOU`, one to one, :func:`greedy_links`) if that one was last found at
+    most :data:`TRACK_MAX_GAP` frames before. A track that continues none but starts after earlier
+    tracks ended (a face found again after it was gone for longer, maybe elsewhere) continues the
+    ended one whose last box is nearest: without face recognition, a face that comes back while the
+    other faces stay is taken to be the one that left. Else it gets a new id; ids are in order of
+    first appearance."""
+    ids, live, next_id, start = [], {}, 0, 0  # live: id -> (last position, last box)
+    for chunk in chunks:
+        pos, local = start + chunk["face_frame"], chunk["face_track"]
+        uniq, first = np.unique(local, return_index=True)
+        order = np.argsort(first, kind="stable")
+        uniq, first = uniq[order], first[order]
+        earlier = list(live)
+        overlap = _pairwise_iou(chunk["boxes"][first].reshape(-1, 4),
+                                np.array([live[g][1] for g in earlier]).reshape(-1, 4))
+        gap = pos[first][:, None] - np.array([live[g][0] for g in earlier], np.int64)[None, :]
+        overlap[gap > TRACK_MAX_GAP + 1] = 0
+        mapping = {int(uniq[i]): earlier[j] for i, j in greedy_links(overlap)}
+        linked = set(mapping.values())  # continued by their overlap: not free for a returning face
+        video_ids = np.zeros(len(local), np.int64)
+        for u, f in zip(uniq, first):
+            if int(u) not in mapping:
+                mapping[int(u)] = _returning(live, int(pos[f]), chunk["boxes"][f], linked)
+                if mapping[int(u)] is None:
+                    mapping[int(u)], next_id = next_id, next_id + 1
+            rows = np.flatnonzero(local == u)
+            video_ids[rows] = mapping[int(u)]
+            live[mapping[int(u)]] = (int(pos[rows[-1]]), chunk["boxes"][rows[-1]])
+        ids.append(video_ids)
+        start += len(chunk["frame"])
+    return np.concatenate(ids) if ids else np.zeros(0, np.int64)
+
+
+def _returning(live: dict, at: int, box: np.ndarray, taken: set) -> int | None:
+    """Of the tracks that ended before position ``at`` (and are not ``taken``), the one whose last
+    box is nearest ``box``; None if there is none."""
+    ended = [g for g, (last, _) in live.items() if last < at and g not in taken]
+    if not ended:
+        return None
+    centre = (box[:2] + box[2:4]) / 2
+    return min(ended, key=lambda g: (np.linalg.norm((live[g][1][:2] + live[g][1][2:4]) / 2 - centre), g))
+
+
+def track_summaries(track: np.ndarray, pos: np.ndarray, boxes: np.ndarray, times: np.ndarray) -> list[dict]:
+    """One summary per track id of face rows (``track``, frame position ``pos``, ``boxes`` [K, 4]):
+    faces kept, share of the ``times`` (all sampled frames) with its face, first and last time, mean
+    box and mean box area, in order of id (ours)."""
+    out = []
+    for t in np.unique(track):
+        mine = track == t
+        b = boxes[mine]
+        out.append({"track": int(t), "frames": int(mine.sum()), "keep_rate": float(mine.sum() / len(times)),
+                    "first_time": float(times[pos[mine].min()]), "last_time": float(times[pos[mine].max()]),
+                    "mean_box": [round(float(v), 2) for v in b.mean(axis=0)],
+                    "mean_area": round(float(np.mean((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))), 2)})
+    return out
+
+
+def choose_track(summaries: list[dict]) -> int:
+    """The largest consistent track (ours; :data:`TRACK_SELECTION`): the one with the most frames
+    kept, ties broken by the larger mean box area, then by the earlier first appearance (lower id)."""
+    return min(summaries, key=lambda s: (-s["frames"], -s["mean_area"], s["track"]))["track"]
+
+
+def _kept_tracks(track: np.ndarray, pos: np.ndarray, boxes: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, list[dict], int]:
+    """Short tracks dropped (fewer than :data:`TRACK_MIN_FRAMES` faces, unless chosen), the rest
+    renumbered 0.. in order of first appearance: (new id per face row, -1 if dropped; the
+    summaries; the chosen id)."""
+    summaries = track_summaries(track, pos, boxes, times)
+    chosen = choose_track(summaries)
+    kept = [s["track"] for s in summaries if s["frames"] >= TRACK_MIN_FRAMES or s["track"] == chosen]
+    renumber = {old: new for new, old in enumerate(kept)}
+    new_ids = np.array([renumber.get(int(t), -1) for t in track], np.int64)
+    keep = new_ids >= 0
+    return new_ids, track_summaries(new_ids[keep], pos[keep], boxes[keep], times), renumber[chosen]
+
+
+def _all_faces(chunks: list[dict], tracking: bool) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The sampled frames (frame numbers, source frames) and every face row of the chunks, with
+    ``pos`` (frame position in the video) and ``track`` (id over the video; 0 for all without tracking)."""
+    frame = np.concatenate([c["frame"] for c in chunks])
+    source = np.concatenate([c["source_frame"] for c in chunks])
+    starts = np.cumsum([0] + [len(c["frame"]) for c in chunks[:-1]])
+    rows = {"pos": np.concatenate([s + c["face_frame"] for s, c in zip(starts, chunks)])}
+    for name in ("boxes", "probs", "points"):
+        rows[name] = np.concatenate([c[name] for c in chunks])
+    rows["track"] = _video_tracks(chunks) if tracking else np.zeros(len(rows["pos"]), np.int64)
+    return frame, source, rows
+
+
+def _subset(rows: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[keep] for name, values in rows.items()}
+
+
+def _other_faces_table(frames: pd.DataFrame, rows: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The faces of the tracks not chosen, track after track (each in frame order), row k's crop
+    being ``other_crops.npy[k]``."""
+    rows = _subset(rows, np.lexsort((rows["pos"], rows["track"])))
+    table = pd.DataFrame({"track": rows["track"], **{c: frames[c].to_numpy()[rows["pos"]] for c in FRAME_COLUMNS[:3]},
+                          "crop_index": np.arange(len(rows["pos"]))})
+    for j, col in enumerate(BOX_COLUMNS):
+        table[col] = rows["boxes"][:, j]
+    table["prob"] = rows["probs"]
+    points = rows["points"].reshape(-1, 10)
+    for j, col in enumerate(LANDMARK_COLUMNS):
+        table[col] = points[:, j]
+    return table[OTHER_COLUMNS]
+
+
+def _assemble(video_path: Path, cache_dir: Path, chunk_files: list[Path], meta: dict, rate: float,
+              tracking: bool) -> None:
     """Join the chunks into a complete entry in a marked staging folder, then swap it into place.
 
-    The crops are copied chunk by chunk into a memory-mapped ``crops.npy``, so memory holds one
-    chunk's crops at a time whatever the video's length (ours)."""
+    With tracking, the tracks are joined over the chunks, short ones dropped and the largest
+    consistent track (:func:`choose_track`) becomes ``crops.npy``/``frames.csv``; the other tracks'
+    faces go to ``other_faces.csv``/``other_crops.npy``. The crops are copied chunk by chunk into
+    memory-mapped files, so memory holds one chunk's crops at a time whatever the video's length (ours)."""
     chunks = []
     for path in chunk_files:
         with np.load(path) as chunk:
             chunks.append({name: chunk[name] for name in _TABLE_FIELDS})
-    table = _frame_table(chunks, rate)
-    if not table["kept"].any():
-        raise NoFaceError(f"{video_path}: MTCNN found no face in any of its {len(table)} sampled frames")
-    n_kept, (h, w) = int(table["kept"].sum()), meta["crop_size"]
+    frame, source, rows = _all_faces(chunks, tracking)
+    if not len(rows["pos"]):
+        raise NoFaceError(f"{video_path}: MTCNN found no face in any of its {len(frame)} sampled frames")
+    times = frame / rate
+    track_ids, summaries, chosen = _kept_tracks(rows["track"], rows["pos"], rows["boxes"], times)
+    rows["track"] = track_ids
+    mine, others, dest = _crop_places(track_ids, rows["pos"], chosen)
+    table = _frame_table(frame, source, rate, _subset(rows, mine))
+    other_table = _other_faces_table(table, _subset(rows, others)) if others.any() else None
+    n_kept, (h, w) = int(mine.sum()), meta["crop_size"]
     stage = storage.staging_dir(cache_dir, "assemble", ENTRY_KIND, WRITER)
     try:
-        crops = np.lib.format.open_memmap(stage / "crops.npy", mode="w+", dtype=np.uint8, shape=(n_kept, h, w, 3))
-        done = 0
-        for path in chunk_files:
-            with np.load(path) as chunk:
-                part = chunk["crops"]
-            crops[done:done + len(part)] = part
-            done += len(part)
-        crops.flush()
-        del crops
+        targets = [(stage / "crops.npy", mine, n_kept)]
+        if other_table is not None:
+            targets.append((stage / OTHER_FILES[1], others, len(other_table)))
+        _copy_crops(chunk_files, targets, dest, (h, w))
         table.to_csv(stage / "frames.csv", index=False, float_format="%.6f")
-        files = {name: (stage / name).stat().st_size for name in ENTRY_FILES[:2]}
+        if other_table is not None:
+            other_table.to_csv(stage / OTHER_FILES[0], index=False, float_format="%.6f")
+        files = {name: (stage / name).stat().st_size for name in (*ENTRY_FILES[:2], *OTHER_FILES)
+                 if (stage / name).is_file()}
         meta = {**meta, "n_frames": int(len(table)), "n_kept": n_kept,
                 "keep_rate": float(table["kept"].mean()), "files": files}
+        if tracking:
+            meta.update(tracks=summaries, chosen_track=chosen, track_selection=TRACK_SELECTION,
+                        n_other=0 if other_table is None else len(other_table))
         (stage / "meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
         storage.swap_in(stage, cache_dir, ENTRY_KIND, _entry_name, "another cache folder")
     finally:
@@ -816,8 +1090,38 @@ def _assemble(video_path: Path, cache_dir: Path, chunk_files: list[Path], meta: 
             shutil.rmtree(stage)  # made above, in this call
 
 
+def _crop_places(track: np.ndarray, pos: np.ndarray, chosen: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which face rows are the chosen track's, which another kept track's (``track`` >= 0), and each
+    row's index in its crop file: ``crops.npy`` in frame order, ``other_crops.npy`` track after
+    track (as :func:`_other_faces_table`); -1 for the rows of dropped tracks."""
+    mine, others = track == chosen, (track >= 0) & (track != chosen)
+    dest = np.full(len(track), -1, np.int64)
+    dest[mine] = np.arange(mine.sum())
+    dest[np.flatnonzero(others)[np.lexsort((pos[others], track[others]))]] = np.arange(others.sum())
+    return mine, others, dest
+
+
+def _copy_crops(chunk_files: list[Path], targets: list[tuple[Path, np.ndarray, int]], dest: np.ndarray,
+                crop_size: tuple[int, int]) -> None:
+    """Write each face row's crop (``targets``: file, which rows, how many) at its index ``dest``,
+    one chunk in memory at a time."""
+    h, w = crop_size
+    files = [np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, h, w, 3)) for path, _, n in targets]
+    done = 0
+    for path in chunk_files:
+        with np.load(path) as chunk:
+            part = chunk["crops"]
+        span = slice(done, done + len(part))
+        for out, (_, which, _) in zip(files, targets):
+            out[dest[span][which[span]]] = part[which[span]]
+        done += len(part)
+    for out in files:
+        out.flush()
+    del files
+
+
 def _entry_name(name: str) -> bool:
-    return name in ENTRY_FILES
+    return name in ENTRY_FILES or name in OTHER_FILES
 
 
 def _work_name(name: str) -> bool:
@@ -850,7 +1154,9 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
     reuse the entry when it is valid.
 
     Frames are sampled at ``fps`` (the source frame nearest to each time k/fps; ``None`` keeps every
-    frame), the most probable face of each is cropped and resized to ``crop_size`` (height, width).
+    frame), the most probable face of each is cropped and resized to ``crop_size`` (height, width);
+    with a tracking ``extractor`` every face is, each track kept, the largest consistent one being
+    the entry's crops (:func:`_assemble`).
     Chunks of ``chunk_size`` sampled frames are saved as they finish, so an interrupted extraction
     resumes where it stopped. The entry is locked while it is made (a second process waits, then
     reuses it), verified against its metadata when reused (a cut or altered entry is extracted
@@ -891,7 +1197,8 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
         storage.preflight(cache_dir, estimated_bytes(info, fps, crop_size), "face-crop cache", swapped=True)
         work = cache_dir.with_name(cache_dir.name + ".partial")
         # Chunks are only reusable if made with the same key and the same chunking and batching.
-        _prepare_work(work, {"key": key, "chunk_size": chunk_size, "batch_size": extractor.batch_size})
+        _prepare_work(work, {"key": key, "chunk_size": chunk_size, "batch_size": extractor.batch_size,
+                             "chunk_format": CHUNK_FORMAT})
         try:
             chunk_files = _run_chunks(video_path, work, extractor, fps, crop_size, chunk_size, progress,
                                       frame_rate, decode_workers)
@@ -901,7 +1208,7 @@ def extract_video(video_path: str | os.PathLike, cache_dir: str | os.PathLike, f
             meta = {"key": key, "source": source, "module": f"emorec.data.faces cache v{CACHE_VERSION}",
                     "video": {"fps": info.fps, "width": info.width, "height": info.height},
                     "sampling_fps": rate, "crop_size": list(crop_size), "detector": extractor.settings()}
-            _assemble(video_path, cache_dir, chunk_files, meta, rate)
+            _assemble(video_path, cache_dir, chunk_files, meta, rate, extractor.track_every is not None)
         except ValueError:
             # Bad input: leave nothing behind. (Other interruptions keep the chunks for a resume.)
             shutil.rmtree(work, ignore_errors=True)

@@ -5,7 +5,10 @@ runs a checkpoint of the book (a 2D-CNN-LSTM of §3.3.1, an i3D-CNN of §3.3.2, 
 2D regressor) on a new video with the preprocessing of §3.2 and the post-processing of §3.4:
 
 1. frames are sampled at ``fps`` and MTCNN finds and crops the face (§3.2.1,
-   :func:`emorec.data.faces.extract_video`); frames without a face are kept in the table, marked;
+   :func:`emorec.data.faces.extract_video`); frames without a face are kept in the table, marked.
+   With tracking (``FaceExtractor(track_every=k)``, the command's default) every face has a track
+   and the series is the largest consistent track (most frames kept, then the larger mean box;
+   :func:`emorec.data.faces.choose_track`), or with ``all_faces`` one series per track;
 2. clips of ``seq_len`` consecutive face frames with overlapping ratio ``overlap`` (§3.2.2) go
    through the model. Clips run over each *face segment* (a run of face frames with no gap larger
    than ``tolerance``) from its first frame, and the last clip of a segment is aligned to its end,

@@ -258,11 +258,12 @@ def _extract_faces(video_path: Path, cache: Path, fps: float, extractor, progres
 
 
 def _model_run(predictor: Predictor, track: faces.FaceTrack, settings: dict, postprocess,
-               video_path: Path, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One model over a face track: its frame table and clip table."""
+               video_path: Path, progress: bool, required: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One model over a face track: its frame table and clip table. ``required``: a track without
+    one clip is an error (else its values stay NaN: a short extra track of ``all_faces``)."""
     values, starts, clips = track_predictions(predictor, track, settings["seq_len"], settings["overlap"],
                                               settings["tolerance"], progress)
-    if len(starts) == 0:
+    if len(starts) == 0 and required:
         raise ValueError(f"{video_path}: no face segment is as long as one clip ({settings['seq_len']} "
                          f"frames at {settings['fps']:g} fps); give a shorter --seq-len")
     return (frame_table(track, values, starts, clips, settings["seq_len"], postprocess),
@@ -282,7 +283,7 @@ def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int |
                 overlap: float | None = None, tolerance: float | None = None, cache_dir=None, postprocess=None,
                 extractor: faces.FaceExtractor | None = None, progress: bool = False,
                 predictor: Predictor | None = None, allow_no_face: bool = False,
-                predictors: Mapping[str, Predictor] | None = None) -> VideoPrediction:
+                predictors: Mapping[str, Predictor] | None = None, all_faces: bool = False) -> VideoPrediction:
     """Predict valence and arousal for every sampled frame of a video (§3.2 preprocessing, §3.3
     models, §3.4 post-processing); see :func:`predict_video` for the arguments. Also returns the
     clip table, the settings and the time spent in face extraction (decoding and MTCNN) and the model.
@@ -291,9 +292,18 @@ def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int |
     §4.4): faces are extracted once, at ``fps`` or else the valence model's rate, and each label's
     columns come from its own model (the other columns from the valence model's). ``allow_no_face``:
     a video without any face gives an all-NaN table instead of a ValueError (ours). ``predictor`` /
-    ``predictors``: models already loaded (one for both labels / one per label)."""
+    ``predictors``: models already loaded (one for both labels / one per label).
+
+    With a tracking ``extractor`` (``track_every``) the series is the largest consistent face track
+    (:func:`emorec.data.faces.choose_track`: most frames kept, then largest mean box), named in the
+    settings' ``track``; ``all_faces`` gives one series per track instead: the frame and clip tables
+    get a first column ``track`` (each track's rows cover every sampled frame, NaN where that face is
+    not found; a track shorter than one clip stays NaN) and the settings list the ``tracks`` (ours)."""
     video_path = Path(video_path)
     info = video.video_info(video_path)  # missing or unreadable video: fail before any work
+    extractor = extractor or faces.FaceExtractor()
+    if all_faces and extractor.track_every is None:
+        raise ValueError(f"{video_path}: one series per face (all faces) needs face tracking (--track-every K > 0)")
     predictors = dict(predictors) if predictors is not None else load_predictors(checkpoint, predictor)
     settings = _resolve_settings(predictors[TARGETS[0]], fps, seq_len, overlap, tolerance)
     settings["fps"] = min(settings["fps"], info.fps)  # a video slower than the sampling rate: all its frames
@@ -302,21 +312,25 @@ def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int |
     t0 = time.perf_counter()
     with storage.scratch_folder("emorec-faces-") as scratch:
         cache = faces.entry_dir(scratch if cache_dir is None else cache_dir, video_path)
-        extractor = extractor or faces.FaceExtractor()
         track, empty = _extract_faces(video_path, cache, settings["fps"], extractor, progress, allow_no_face)
         t1 = time.perf_counter()
-        runs = {}
-        for t in TARGETS:
-            if track is None:
-                runs[t] = (empty, _empty_clip_table())
-            elif predictors[t].checkpoint not in {predictors[u].checkpoint for u in runs}:
-                runs[t] = _model_run(predictors[t], track, own[t], chosen[t], video_path, progress)
-            else:  # the same model as an earlier label's
-                runs[t] = next(runs[u] for u in runs if predictors[u].checkpoint == predictors[t].checkpoint)
+        if track is None:
+            frames, clip_rows = _merge_labels({t: (empty, _empty_clip_table()) for t in TARGETS}, predictors)
+        elif not all_faces:
+            frames, clip_rows = _label_runs(track, predictors, own, chosen, video_path, progress)
+        else:
+            tracks = faces.load_tracks(cache)  # a track shorter than one clip is an error only if chosen
+            runs = [_label_runs(one, predictors, own, chosen, video_path, progress, required=one.track == track.track)
+                    for one in tracks]
+            frames, clip_rows = (pd.concat([_with_track(table, one.track) for one, table in zip(tracks, tables)],
+                                           ignore_index=True) for tables in zip(*runs))
         t2 = time.perf_counter()
-    frames, clip_rows = _merge_labels(runs, predictors)
+    if track is None and all_faces:  # no face: no track
+        frames, clip_rows = _with_track(frames, -1), _with_track(clip_rows, -1)
     single = len({p.checkpoint for p in predictors.values()}) == 1
     main = predictors[TARGETS[0]]
+    has_face = frames["face"] if not all_faces or track is None else frames.loc[frames["track"] == track.track, "face"]
+    has_value = frames.loc[has_face.index, "valence"].notna()
     settings.update(video=str(video_path),
                     checkpoint=str(main.checkpoint) if single else {t: str(p.checkpoint) for t, p in predictors.items()},
                     model=main.kind if single else {t: p.kind for t, p in predictors.items()},
@@ -325,10 +339,39 @@ def run_predict(video_path, checkpoint, fps: float | None = None, seq_len: int |
                     postprocess=None if all(c is None for c in chosen.values()) else {
                         t: None if chosen[t] is None else params_as_dict(chosen[t][t]) for t in TARGETS},
                     models={t: _model_settings(p, own[t], chosen[t]) for t, p in predictors.items()},
-                    detector=extractor.settings(), faces_found=float(frames["face"].mean()) if len(frames) else 0.0,
-                    frames_with_value=float(frames["valence"].notna().mean()) if len(frames) else 0.0)
+                    detector=extractor.settings(), faces_found=float(has_face.mean()) if len(has_face) else 0.0,
+                    frames_with_value=float(has_value.mean()) if len(has_value) else 0.0,
+                    track=_chosen_track(track))
+    if all_faces:
+        settings["tracks"] = [] if track is None else track.meta["tracks"]
     timings = {"faces": t1 - t0, "model": t2 - t1}
     return VideoPrediction(frames, clip_rows, settings, timings)
+
+
+def _label_runs(track: faces.FaceTrack, predictors: dict, own: dict, chosen: dict, video_path: Path,
+                progress: bool, required: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each label's model over one face track (a model shared by both labels runs once), merged."""
+    runs = {}
+    for t in TARGETS:
+        if predictors[t].checkpoint not in {predictors[u].checkpoint for u in runs}:
+            runs[t] = _model_run(predictors[t], track, own[t], chosen[t], video_path, progress, required)
+        else:  # the same model as an earlier label's
+            runs[t] = next(runs[u] for u in runs if predictors[u].checkpoint == predictors[t].checkpoint)
+    return _merge_labels(runs, predictors)
+
+
+def _with_track(table: pd.DataFrame, track: int) -> pd.DataFrame:
+    """``table`` with a first column ``track`` (``all_faces``)."""
+    table = table.copy()
+    table.insert(0, "track", track)
+    return table
+
+
+def _chosen_track(track: faces.FaceTrack | None) -> dict | None:
+    """settings.json's ``track``: the chosen face track's summary (None without tracking or face)."""
+    if track is None or track.track is None:
+        return None
+    return next(s for s in track.meta["tracks"] if s["track"] == track.track)
 
 
 def _empty_clip_table() -> pd.DataFrame:

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
+
 from .. import storage
 from ..data import video
 from .annotate import write_annotated_video
@@ -62,21 +64,29 @@ def save_prediction(result: VideoPrediction, out_dir, annotated_video: bool = Fa
             result.clips.to_csv(written["clips"], index=False, float_format="%.6g")
             name = Path(result.settings["video"]).name
             trained = training_caption(result.settings)
+            main, tracks = chosen_series(result)
             fig = Figure(figsize=(9, 4.6 + 0.2 * trained.count("\n")))
-            plot_timeseries(result.frames, fig.subplots(2, 1, sharex=True))
-            heading = "valence and arousal (grey: no face)" if has_values else "no face found in any sampled frame"
+            axes = fig.subplots(2, 1, sharex=True)
+            for k, (track, table) in enumerate(tracks):  # one line per face track (all faces), else one
+                plot_timeseries(table, axes, label=f"track {track}", color=f"C{k}" if len(tracks) > 1 else "tab:red",
+                                shade=len(tracks) == 1)
+            if len(tracks) > 1:
+                axes[0].legend(fontsize=7, ncol=min(len(tracks), 6), loc="upper right")
+            heading = ("valence and arousal (grey: no face)" if len(tracks) == 1 else "valence and arousal per face track"
+                       ) if has_values else "no face found in any sampled frame"
             fig.axes[0].set_title(f"{name}: {heading}\n{trained}", fontsize=9)
             fig.tight_layout()
             fig.savefig(written["timeseries"], dpi=120)
             if has_values:
                 fig = Figure(figsize=(6.6, 5.8 + 0.2 * trained.count("\n")))
-                plot_trajectory(result.frames, fig.subplots())
-                fig.axes[0].set_title(f"{name}: trajectory on the circumplex\n{trained}", fontsize=8)
+                plot_trajectory(main, fig.subplots())
+                which = f" (track {settings['track']['track']})" if len(tracks) > 1 else ""
+                fig.axes[0].set_title(f"{name}: trajectory on the circumplex{which}\n{trained}", fontsize=8)
                 fig.tight_layout()
                 fig.savefig(written["circumplex"], dpi=120)
             written["settings"].write_text(json.dumps({**result.settings, "timings_s": result.timings}, indent=1))
             if annotated_video:
-                written["video"] = write_annotated_video(result.settings["video"], result.frames,
+                written["video"] = write_annotated_video(result.settings["video"], main,
                                                          stage / OUTPUT_FILES["video"], result.settings["fps"],
                                                          progress=progress, shown_as=out_dir / OUTPUT_FILES["video"])
             storage.swap_in(stage, out_dir, OUTPUT_KIND, _output_name, "another --out")
@@ -84,6 +94,17 @@ def save_prediction(result: VideoPrediction, out_dir, annotated_video: bool = Fa
             if stage.exists():
                 shutil.rmtree(stage)  # made above, in this call
     return {key: out_dir / path.name for key, path in written.items()}
+
+
+def chosen_series(result: VideoPrediction) -> tuple[pd.DataFrame, list[tuple[int | None, pd.DataFrame]]]:
+    """(the chosen face track's frame table, [(track id, its table)] for every series): one series,
+    or with ``all_faces`` one per track, the chosen one being the largest consistent track (ours)."""
+    frames = result.frames
+    if "track" not in frames.columns:
+        return frames, [((result.settings.get("track") or {}).get("track"), frames)]
+    tracks = [(int(t), table.drop(columns="track")) for t, table in frames.groupby("track", sort=True)]
+    chosen = (result.settings.get("track") or {}).get("track", tracks[0][0])
+    return next(table for t, table in tracks if t == chosen), tracks
 
 
 def training_caption(settings: dict) -> str:
