@@ -386,7 +386,8 @@ def crop_face(frame: np.ndarray, box: Sequence[float], crop_size: tuple[int, int
 # --------------------------------------------------------------------------------------------------
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
-    return (x - 127.5) * 0.0078125  # MTCNN's input scaling
+    """MTCNN's input scaling, in place: every caller passes a tensor just made for the net."""
+    return x.sub_(127.5).mul_(0.0078125)
 
 
 def _to_nchw(images: list[np.ndarray] | np.ndarray, device) -> torch.Tensor:
