@@ -1,5 +1,6 @@
 """2D backbones of §3.1: topology, width, freezing, heads, and weights from local files only."""
 import os
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -7,8 +8,9 @@ import torchvision
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from emorec.models import (BACKBONES, BLOCKS, CNN2D, NORMALIZATIONS, STAGES, build_stages,
+from emorec.models import (BACKBONES, BLOCKS, CNN2D, NORMALIZATIONS, STAGES, backbones, build_stages,
                            count_parameters, imagenet_weights_file, vggface_to_torchvision)
+from emorec.models.backbones import seeded
 from emorec.models.weights import VGGFACE_CONVS, VGGFACE_ENV, VGGFACE_FEATURE_INDICES, VGGFACE_URL
 
 from fake_weights import fake_vggface
@@ -40,6 +42,36 @@ def test_full_width_is_torchvision_topology(backbone):
     assert our_convs == tv_convs
     head = tv.fc if backbone == "resnet50" else tv.classifier
     assert count_parameters(ours)["total"] == count_parameters(tv)["total"] - count_parameters(head)["total"]
+
+
+def _torchvision_derived_stages(backbone: str, width: float) -> nn.Sequential:
+    """The stages as emorec built them before VGG had its own configuration list: torchvision's VGG
+    on the meta device, cut at its max-poolings, then materialised."""
+    with torch.device("meta"):
+        features = getattr(torchvision.models, backbone)(weights=None).features
+    stages, current = [], []
+    for layer in features:
+        current.append(layer)
+        if isinstance(layer, nn.MaxPool2d):
+            stages.append(nn.Sequential(*current))
+            current = []
+    return backbones._materialize(nn.Sequential(OrderedDict(zip(STAGES, stages))), width)
+
+
+@pytest.mark.parametrize("backbone", ["vgg11", "vgg11_bn", "vgg16", "vgg16_bn"])
+@pytest.mark.parametrize("width", [1.0, 0.125])
+def test_vgg_stages_equal_the_torchvision_derived_build(backbone, width):
+    """Same keys, shapes and (same seed) values as the build from torchvision's VGG: every existing
+    checkpoint and result stays bit-identical."""
+    with seeded(5):
+        ours = build_stages(backbone, width)
+    with seeded(5):
+        theirs = _torchvision_derived_stages(backbone, width)
+    assert repr(ours) == repr(theirs)
+    mine, reference = ours.state_dict(), theirs.state_dict()
+    assert list(mine) == list(reference)
+    for key in mine:
+        assert torch.equal(mine[key], reference[key]), key
 
 
 def test_stages_follow_the_paper_blocks():

@@ -140,6 +140,18 @@ def test_predict_writes_the_frame_table_figures_and_annotated_video(files, capsy
     assert f"{int((~no_face).sum())} faces" in stdout
 
 
+def test_predict_imports_only_what_it_needs(files, tmp_path):
+    """No torchvision (1.4 s of imports), facenet-pytorch, scipy.ndimage or pyplot on the predict path:
+    MTCNN's nets are emorec.data.mtcnn's, VGG's topology is built from its configuration list."""
+    code = ("import sys; from emorec import cli; "
+            f"code = cli.main(['predict', {str(files['video'])!r}, '--checkpoint', {str(files['checkpoint'])!r}, "
+            f"'--out', {str(tmp_path / 'out')!r}, '--seq-len', '4']); "
+            "heavy = ('torchvision', 'facenet_pytorch', 'scipy.ndimage', 'matplotlib.pyplot', 'seaborn'); "
+            "print(code, sorted(m for m in sys.modules if m.startswith(heavy)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stderr
+
+
 def test_train_lists_a_grid_and_shows_a_configuration_that_reads_back(files, capsys):
     code, out, _ = run(["train", "table2:smoke"], capsys)
     assert code == 0 and "table2:smoke:<index>" in out

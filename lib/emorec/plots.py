@@ -87,9 +87,9 @@ def plot_timeseries(frames: pd.DataFrame, axes=None, label: str = "prediction", 
     """Valence (top) and arousal (bottom) against time, gaps where no face was found (shaded grey).
 
     ``axes``: two matplotlib axes to draw on (a new figure otherwise); returns the figure."""
-    import matplotlib.pyplot as plt
-
     if axes is None:
+        import matplotlib.pyplot as plt  # only for a new figure: predict draws on its own, without pyplot
+
         fig, axes = plt.subplots(2, 1, figsize=(9, 4.6), sharex=True)
     fig = axes[0].figure
     for ax, name in zip(axes, ("valence", "arousal")):
@@ -107,16 +107,18 @@ def plot_timeseries(frames: pd.DataFrame, axes=None, label: str = "prediction", 
 
 def plot_trajectory(frames: pd.DataFrame, ax=None, cmap: str = "viridis", colorbar: bool = True):
     """The (valence, arousal) path over the circumplex of Figure 1, coloured by time; returns the figure."""
-    import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
+    from matplotlib.colors import Normalize
 
     if ax is None:
+        import matplotlib.pyplot as plt  # only for a new figure: predict draws on its own, without pyplot
+
         _, ax = plt.subplots(figsize=(6.2, 5.6))
     circumplex(ax, octants=False)
     ok = frames["valence"].notna().to_numpy()
     t = frames["time"].to_numpy(float)
     points = frames[["valence", "arousal"]].to_numpy(float)
-    norm = plt.Normalize(t.min(), t.max() if t.max() > t.min() else t.min() + 1)
+    norm = Normalize(t.min(), t.max() if t.max() > t.min() else t.min() + 1)
     # consecutive frames that both have a value are joined; a gap (no face) breaks the line
     pairs = np.flatnonzero(ok[:-1] & ok[1:])
     segments = np.stack([points[pairs], points[pairs + 1]], axis=1) if len(pairs) else np.zeros((0, 2, 2))

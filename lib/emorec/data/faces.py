@@ -3,7 +3,8 @@
 The paper locates faces in the SEWA-DB frames with MTCNN (Zhang et al., 2016), keeps only the frames
 showing a whole face, crops each face with its bounding box and resizes it to 100×80 pixels. Here the
 detector is MTCNN with facenet-pytorch's trained P-, R- and O-nets (the weights ship inside its
-wheel, so nothing is downloaded), run as a batched cascade (:class:`FaceExtractor`); with
+wheel, so nothing is downloaded; nets and box arithmetic in :mod:`emorec.data.mtcnn`, which imports
+neither facenet-pytorch nor torchvision), run as a batched cascade (:class:`FaceExtractor`); with
 ``resampling="facenet"`` it returns exactly what facenet-pytorch's ``MTCNN.detect`` returns. Per
 frame the most probable face is kept; frames without a face are dropped from the crops but recorded
 in the frame table, which is what the windowing of §3.2.2 needs. "Whole" is our reading of the
@@ -47,7 +48,6 @@ import json
 import math
 import os
 import shutil
-import warnings
 from dataclasses import dataclass
 from importlib.metadata import version as _dist_version
 from pathlib import Path
@@ -60,7 +60,7 @@ import torch
 from tqdm import tqdm
 
 from emorec import storage
-from emorec.data import prefetch, video
+from emorec.data import mtcnn, prefetch, video
 
 # Bump when the cache layout or the way crops are made changes: old entries are then re-extracted.
 CACHE_VERSION = 2
@@ -167,16 +167,10 @@ class FaceExtractor:
         self._mtcnn = None
 
     @property
-    def mtcnn(self):
-        """facenet-pytorch's ``MTCNN`` module holding the trained P-, R-, O-nets (weights from the wheel)."""
+    def mtcnn(self) -> mtcnn.MTCNNNets:
+        """The trained P-, R-, O-nets (facenet-pytorch's weights, read from its wheel; :mod:`emorec.data.mtcnn`)."""
         if self._mtcnn is None:
-            with warnings.catch_warnings():
-                # facenet-pytorch imports tqdm.auto for its (unused here) weight downloads, which warns
-                # in every executed notebook that lacks ipywidgets.
-                warnings.filterwarnings("ignore", message="IProgress not found")
-                from facenet_pytorch import MTCNN
-
-            self._mtcnn = MTCNN(device=torch.device(self.device)).eval()
+            self._mtcnn = mtcnn.MTCNNNets(torch.device(self.device))
         return self._mtcnn
 
     def settings(self) -> dict:
@@ -487,7 +481,8 @@ def crop_face(frame: np.ndarray, box: Sequence[float], crop_size: tuple[int, int
 # --------------------------------------------------------------------------------------------------
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
-    return (x - 127.5) * 0.0078125  # MTCNN's input scaling
+    """MTCNN's input scaling, in place: every caller passes a tensor just made for the net."""
+    return x.sub_(127.5).mul_(0.0078125)
 
 
 def _to_nchw(images: list[np.ndarray] | np.ndarray, device) -> torch.Tensor:
@@ -497,23 +492,19 @@ def _to_nchw(images: list[np.ndarray] | np.ndarray, device) -> torch.Tensor:
 def _resized(frames: np.ndarray, batch: torch.Tensor | None, size: tuple[int, int], resampling: str,
              device) -> torch.Tensor:
     """A pyramid level: all frames resized to ``size`` (h, w)."""
-    from facenet_pytorch.models.utils.detect_face import imresample
-
     if resampling == "facenet":
-        return imresample(batch, size)
+        return mtcnn.resize_area(batch, size)
     return _to_nchw([cv2.resize(f, size[::-1], interpolation=cv2.INTER_AREA) for f in frames], device)
 
 
 def _patches(frames: np.ndarray, batch: torch.Tensor | None, image: torch.Tensor, boxes: torch.Tensor,
              size: int, resampling: str, device) -> torch.Tensor:
     """The R-/O-net inputs: each box (clipped to its frame) cut out and resized to size×size."""
-    from facenet_pytorch.models.utils.detect_face import imresample, pad
-
     height, width = frames.shape[1:3]
-    y, ey, x, ex = pad(boxes, width, height)  # 1-based inclusive corners, clipped to the frame
+    y, ey, x, ex = mtcnn.crop_corners(boxes, width, height)  # 1-based inclusive corners, clipped to the frame
     image = image.cpu().numpy()
     if resampling == "facenet":
-        return torch.cat([imresample(batch[i:i + 1, :, y0 - 1:y1, x0 - 1:x1], (size, size))
+        return torch.cat([mtcnn.resize_area(batch[i:i + 1, :, y0 - 1:y1, x0 - 1:x1], (size, size))
                           for i, y0, y1, x0, x1 in zip(image, y, ey, x, ex)])
     return _to_nchw([cv2.resize(frames[i, y0 - 1:y1, x0 - 1:x1], (size, size), interpolation=cv2.INTER_AREA)
                      for i, y0, y1, x0, x1 in zip(image, y, ey, x, ex)], device)
@@ -531,9 +522,6 @@ def _cascade(net, frames: np.ndarray, min_face_size: float, thresholds, factor: 
     The steps and constants are MTCNN's (Zhang et al., 2016) as facenet-pytorch runs them; with
     ``resampling="facenet"`` the result is facenet-pytorch's ``detect_face``.
     """
-    from facenet_pytorch.models.utils.detect_face import generateBoundingBox, rerec
-    from torchvision.ops import batched_nms
-
     device = next(net.pnet.parameters()).device
     frames = np.ascontiguousarray(frames)
     n, height, width = frames.shape[:3]
@@ -545,15 +533,15 @@ def _cascade(net, frames: np.ndarray, min_face_size: float, thresholds, factor: 
     while side >= 12:
         level = _resized(frames, batch, (int(height * scale + 1), int(width * scale + 1)), resampling, device)
         reg, prob = net.pnet(_normalise(level))
-        cand, image = generateBoundingBox(reg, prob[:, 1], scale, t_p)
-        pick = batched_nms(cand[:, :4], cand[:, 4], image, 0.5)
+        cand, image = mtcnn.cell_boxes(reg, prob[:, 1], scale, t_p)
+        pick = mtcnn.batched_nms(cand[:, :4], cand[:, 4], image, 0.5)
         found.append(cand[pick]), found_image.append(image[pick])
         scale, side = scale * factor, side * factor
     cand, image = torch.cat(found), torch.cat(found_image)
-    pick = batched_nms(cand[:, :4], cand[:, 4], image, 0.7)
+    pick = mtcnn.batched_nms(cand[:, :4], cand[:, 4], image, 0.7)
     cand, image = cand[pick], image[pick]
     wh = cand[:, 2:4] - cand[:, 0:2]
-    boxes = rerec(torch.cat([cand[:, 0:2] + cand[:, 5:7] * wh, cand[:, 2:4] + cand[:, 7:9] * wh, cand[:, 4:5]], 1))
+    boxes = mtcnn.square(torch.cat([cand[:, 0:2] + cand[:, 5:7] * wh, cand[:, 2:4] + cand[:, 7:9] * wh, cand[:, 4:5]], 1))
     return {"pnet": (boxes.clone(), image), **_refine(net, frames, batch, boxes, image, t_r, t_o, resampling)}
 
 
@@ -568,24 +556,19 @@ def _refine(net, frames: np.ndarray, batch: torch.Tensor | None, boxes: torch.Te
 
 def _rnet(net, frames, batch, boxes, image, t_r: float, resampling: str) -> tuple[torch.Tensor, torch.Tensor]:
     """R-net: rejects most candidate squares and refines the rest on 24×24 crops."""
-    from facenet_pytorch.models.utils.detect_face import bbreg, rerec
-    from torchvision.ops import batched_nms
-
     boxes, image = _inside(boxes, image, frames.shape[2], frames.shape[1])
     if len(boxes):
         device = next(net.rnet.parameters()).device
         reg, prob = net.rnet(_normalise(_patches(frames, batch, image, boxes, 24, resampling, device)))
         keep = prob[:, 1] > t_r
         boxes, image, reg = torch.cat([boxes[keep, :4], prob[keep, 1:2]], 1), image[keep], reg[keep]
-        pick = batched_nms(boxes[:, :4], boxes[:, 4], image, 0.7)
-        boxes, image = rerec(bbreg(boxes[pick], reg[pick])), image[pick]
+        pick = mtcnn.batched_nms(boxes[:, :4], boxes[:, 4], image, 0.7)
+        boxes, image = mtcnn.square(mtcnn.regress(boxes[pick], reg[pick])), image[pick]
     return boxes, image
 
 
 def _onet(net, frames, batch, boxes, image, t_o: float, resampling: str) -> dict:
     """O-net: final score, box regression and the five landmarks on 48×48 crops of candidate squares."""
-    from facenet_pytorch.models.utils.detect_face import batched_nms_numpy, bbreg
-
     device = next(net.onet.parameters()).device
     boxes, image = _inside(boxes, image, frames.shape[2], frames.shape[1])
     points = torch.zeros(0, 5, 2, device=device)
@@ -596,8 +579,8 @@ def _onet(net, frames, batch, boxes, image, t_o: float, resampling: str) -> dict
         marks, reg = marks[keep], reg[keep]
         w, h = (boxes[:, 2] - boxes[:, 0] + 1)[:, None], (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
         points = torch.stack([w * marks[:, :5] + boxes[:, 0:1] - 1, h * marks[:, 5:] + boxes[:, 1:2] - 1], 2)
-        boxes = bbreg(boxes, reg)
-        pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image, 0.7, "Min")
+        boxes = mtcnn.regress(boxes, reg)
+        pick = mtcnn.batched_nms(boxes[:, :4], boxes[:, 4], image, 0.7, measure="min")
         boxes, image, points = boxes[pick], image[pick], points[pick]
     return {"onet": (boxes, image), "landmarks": points}
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import faces, sewa, synthetic, video
+from ..data import faces, sewa, video
 from ..data.faces import FaceTrack
 from ..paths import resolve
 from ..reporting import dataset_description
@@ -110,6 +110,8 @@ def sewa_index(data_root="data", profile: str = "cpu", seed: int = 0, sewa_root=
     video must be in a train/validation/test split. ``attrs`` holds ``root`` and ``description`` (the
     words of the provenance lines: ``"SEWA-DB at <root>"`` or the synthetic corpus)."""
     if sewa_root is None:
+        from ..data import synthetic  # here only: it imports scipy.ndimage (0.3 s), which predict does not need
+
         root = synthetic.ensure_corpora(data_root, profile, seed)["sewa"]
         description = f"synthetic SEWA-like corpus (profile {profile}, seed {seed})"
     else:

@@ -3,16 +3,18 @@
 Every backbone is cut into the five convolution *stages* of the paper's naming, ``conv1`` … ``conv5``
 (VGG: the convolutions between two max-poolings, pooling included; ResNet50: the stem — 7×7 conv, BN,
 ReLU, max-pool — then ``layer1`` … ``layer4`` = conv2_x … conv5_x of He et al.). Fine-tuning "from
-Conv_k_1" freezes stages 1 … k−1 (Table 1's "Convolution Block"). The topology is torchvision's own
-(built on the ``meta`` device, so nothing is allocated), then every convolution and batch norm is
-materialised with ``round(channels × width)`` channels and torchvision's initialisation.
+Conv_k_1" freezes stages 1 … k−1 (Table 1's "Convolution Block"). The VGG topologies are built from
+their configurations (Simonyan & Zisserman, 2015, Table 1; layer for layer torchvision's, so its
+weights load), ResNet50's is torchvision's own; both on the ``meta`` device, so nothing is allocated.
+Then every convolution and batch norm is materialised with ``round(channels × width)`` channels and
+torchvision's initialisation. torchvision is imported only for ResNet50: its import costs over a
+second, most of a short ``emorec predict``.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 
 import torch
-import torchvision
 from torch import nn
 
 BACKBONES = ("vgg11", "vgg11_bn", "vgg16", "vgg16_bn", "resnet50")
@@ -74,23 +76,37 @@ class Normalize(nn.Module):
         return repr(self.name)
 
 
-def _torchvision_topology(backbone: str) -> nn.Module:
+#: VGG configurations A (VGG-11) and D (VGG-16) of Simonyan & Zisserman (2015, Table 1): the output
+#: channels of each 3×3 convolution (padding 1, followed by ReLU, or batch norm then ReLU in the
+#: ``_bn`` variants), "M" a 2×2 max-pooling that ends a stage.
+VGG_CONFIGS = {"vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+               "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")}
+
+
+def _vgg_stages(backbone: str) -> list[nn.Sequential]:
+    """VGG's convolutional part, one Sequential per stage, in torchvision's layer order (meta device)."""
+    batch_norm = backbone.endswith("_bn")
+    stages, layers, channels = [], [], 3
     with torch.device("meta"):
-        return getattr(torchvision.models, backbone)(weights=None)
+        for item in VGG_CONFIGS[backbone.removesuffix("_bn")]:
+            if item == "M":
+                stages.append(nn.Sequential(*layers, nn.MaxPool2d(kernel_size=2, stride=2)))
+                layers = []
+                continue
+            layers.append(nn.Conv2d(channels, item, kernel_size=3, padding=1))
+            layers += [nn.BatchNorm2d(item), nn.ReLU(inplace=True)] if batch_norm else [nn.ReLU(inplace=True)]
+            channels = item
+    return stages
 
 
-def _split_stages(backbone: str, tv: nn.Module) -> "OrderedDict[str, nn.Module]":
-    if backbone == "resnet50":
-        stem = nn.Sequential(OrderedDict(conv=tv.conv1, bn=tv.bn1, relu=tv.relu, pool=tv.maxpool))
-        layers = [stem, tv.layer1, tv.layer2, tv.layer3, tv.layer4]
-    else:
-        layers, current = [], []
-        for layer in tv.features:
-            current.append(layer)
-            if isinstance(layer, nn.MaxPool2d):
-                layers.append(nn.Sequential(*current))
-                current = []
-    return OrderedDict(zip(STAGES, layers))
+def _resnet50_stages() -> list[nn.Module]:
+    """ResNet50's stem and its four layers of bottlenecks, torchvision's topology (meta device)."""
+    import torchvision  # here only: see the module's docstring
+
+    with torch.device("meta"):
+        tv = torchvision.models.resnet50(weights=None)
+    stem = nn.Sequential(OrderedDict(conv=tv.conv1, bn=tv.bn1, relu=tv.relu, pool=tv.maxpool))
+    return [stem, tv.layer1, tv.layer2, tv.layer3, tv.layer4]
 
 
 def _materialize(module: nn.Module, width: float) -> nn.Module:
@@ -114,14 +130,15 @@ def _materialize(module: nn.Module, width: float) -> nn.Module:
 def build_stages(backbone: str, width: float = 1.0) -> nn.Sequential:
     """The convolutional part of a §3.1 backbone as ``Sequential(conv1=…, …, conv5=…)``.
 
-    Topology from torchvision (``torchvision.models.<backbone>(weights=None)``), channels scaled by
-    ``width``; initialisation as torchvision's (Kaiming normal, fan-out) from the global RNG — callers
-    seed it (see :func:`seeded`).
+    Topology of torchvision's ``<backbone>(weights=None)`` (VGG built from Simonyan & Zisserman's
+    Table 1), channels scaled by ``width``; initialisation as torchvision's (Kaiming normal, fan-out)
+    from the global RNG — callers seed it (see :func:`seeded`).
     """
     check_backbone(backbone)
     if not width > 0:
         raise ValueError(f"width must be > 0, got {width}")
-    stages = nn.Sequential(_split_stages(backbone, _torchvision_topology(backbone)))
+    layers = _resnet50_stages() if backbone == "resnet50" else _vgg_stages(backbone)
+    stages = nn.Sequential(OrderedDict(zip(STAGES, layers)))
     return _materialize(stages, width)
 
 

@@ -37,11 +37,14 @@ def build_model(config: dict, pretrained: bool = True) -> nn.Module:
         raise ValueError(f"model config does not fit {KINDS[kind].__name__}: {err}") from None
 
 
-def load_model(checkpoint: str | Path) -> nn.Module:
-    """The model saved in ``checkpoint`` (a ``best.pt`` of :func:`emorec.train.fit`), in eval mode."""
+def load_model(checkpoint: str | Path, saved: dict | None = None) -> nn.Module:
+    """The model saved in ``checkpoint`` (a ``best.pt`` of :func:`emorec.train.fit`), in eval mode.
+
+    ``saved``: the checkpoint's contents when the caller has read them already (read once)."""
     from ..train.checkpoint import load_checkpoint
 
-    saved = load_checkpoint(checkpoint)
+    if saved is None:
+        saved = load_checkpoint(checkpoint)
     config = saved.get("model_config")
     if not isinstance(config, dict):
         raise ValueError(f"checkpoint {checkpoint} holds no model configuration (was it written by "

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from .backbones import STAGES, check_backbone
@@ -35,6 +34,8 @@ CHECKPOINT_KEYS = ("model_state_dict", "model_state", "state_dict", "model")
 
 def imagenet_weights_file(backbone: str) -> tuple[Path, str]:
     """Where torchvision caches the ImageNet weights of ``backbone``, and the URL they come from."""
+    import torchvision  # here only: its import costs over a second (emorec.models.backbones)
+
     check_backbone(backbone)
     url = getattr(torchvision.models, IMAGENET_ENUMS[backbone]).IMAGENET1K_V1.url
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1], url

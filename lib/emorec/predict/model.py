@@ -92,7 +92,7 @@ def load_predictor(checkpoint) -> Predictor:
 
     checkpoint = Path(checkpoint)
     saved = load_checkpoint(checkpoint)
-    model = load_model(checkpoint)
+    model = load_model(checkpoint, saved)
     kind = model.config.get("kind")
     if kind == "cnn2d" and model.config.get("task") != "regression":
         raise ValueError(f"checkpoint {checkpoint} is a {model.config.get('num_outputs')}-class expression "
