@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -125,3 +127,33 @@ def test_a_faces_job_decodes_with_the_profiles_setting(monkeypatch, tmp_path):
         with pytest.raises(RuntimeError, match="stop here"):
             run.extract_video(str(tmp_path / "clip.avi"), 10.0, cfg)
         assert seen["decode_workers"] == workers
+
+
+_WORKER_AND_MAIN = """
+import sys, threading
+from emorec.data import video
+log, in_log, written = video._FFmpegLog(), threading.Event(), threading.Event()
+def worker():  # as a decode thread: descriptor 2 pointed at FFmpeg's log around an OpenCV call
+    with log:
+        in_log.set()
+        written.wait(5)
+with {context}:
+    thread = threading.Thread(target=worker)
+    thread.start()
+    in_log.wait(5)
+    print("progress 3/10", file=sys.stderr)
+    written.set()
+    thread.join()
+print("log:", log.lines())
+"""
+
+
+@pytest.mark.parametrize("apart", [True, False])
+def test_what_python_writes_while_a_worker_captures_ffmpeg_reaches_stderr_not_its_log(apart):
+    context = "video.python_stderr_apart()" if apart else "__import__('contextlib').nullcontext()"
+    done = subprocess.run([sys.executable, "-c", _WORKER_AND_MAIN.format(context=context)],
+                          capture_output=True, text=True, timeout=120, check=True)
+    if apart:
+        assert "progress 3/10" in done.stderr and "log: []" in done.stdout
+    else:  # the failure this guards against: the line swallowed by the worker's FFmpeg log
+        assert "progress 3/10" not in done.stderr and "progress 3/10" in done.stdout

@@ -872,20 +872,22 @@ def _run_chunks(video_path: Path, work: Path, extractor: FaceExtractor, fps: flo
     done = sorted(work.glob("chunk_*.npz"))
     info = video.video_info(video_path, frame_rate)
     total = len(video.resample_indices(info.n_frames, info.fps, fps))
-    bar = tqdm(total=total, initial=len(done) * chunk_size, desc=video_path.name, unit="frame",
-               disable=not progress, leave=False)
-    frames = prefetch.prefetched(_sampled_frames(video_path, fps, len(done) * chunk_size, frame_rate),
-                                 decode_workers, DECODE_AHEAD_BATCHES * extractor.batch_size)
-    try:
-        for index in itertools.count(len(done)):
-            result = _process_chunk(extractor, itertools.islice(frames, chunk_size), crop_size)
-            if result is None:
-                break
-            storage.write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
-            bar.update(len(result["frame"]))
-    finally:
-        frames.close()  # releases the video now, also after an error in a chunk
-        bar.close()
+    # A decode thread redirects descriptor 2 around its OpenCV calls: the bar writes elsewhere meanwhile.
+    with video.python_stderr_apart() if decode_workers else contextlib.nullcontext():
+        bar = tqdm(total=total, initial=len(done) * chunk_size, desc=video_path.name, unit="frame",
+                   disable=not progress, leave=False)
+        frames = prefetch.prefetched(_sampled_frames(video_path, fps, len(done) * chunk_size, frame_rate),
+                                     decode_workers, DECODE_AHEAD_BATCHES * extractor.batch_size)
+        try:
+            for index in itertools.count(len(done)):
+                result = _process_chunk(extractor, itertools.islice(frames, chunk_size), crop_size)
+                if result is None:
+                    break
+                storage.write_atomic(_chunk_path(work, index), lambda f: np.savez(f, **result))
+                bar.update(len(result["frame"]))
+        finally:
+            frames.close()  # releases the video now, also after an error in a chunk
+            bar.close()
     return sorted(work.glob("chunk_*.npz"))
 
 

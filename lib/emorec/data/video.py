@@ -33,6 +33,7 @@ the messages can still be read.
 from __future__ import annotations
 
 import itertools
+import contextlib
 import os
 import re
 import sys
@@ -75,7 +76,8 @@ class _FFmpegLog:
 
     ``with log:`` around each call into OpenCV sends descriptor 2 to a temporary file and back, so
     the user's stderr gets none of it; :meth:`lines` gives it back without FFmpeg's prefixes. (What
-    another thread writes to stderr during such a call lands in the file too: decode in one thread.)
+    another thread writes to descriptor 2 during such a call lands in the file too: a program decoding
+    in a worker thread keeps Python's own stderr apart with :func:`python_stderr_apart`.)
     """
 
     def __init__(self):
@@ -104,6 +106,23 @@ class _FFmpegLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+@contextlib.contextmanager
+def python_stderr_apart():
+    """Inside, Python's ``sys.stderr`` (progress bars, warnings, error lines) writes to a duplicate of
+    descriptor 2 as it was on entry (ours). A decode worker thread's :class:`_FFmpegLog` points
+    descriptor 2 at its log file around each OpenCV call; without this, what the main thread wrote
+    meanwhile would vanish into that file and could even be quoted as FFmpeg's reason for an error."""
+    sys.stderr.flush()
+    saved = sys.stderr
+    sys.stderr = open(os.dup(2), "w", buffering=1, encoding=getattr(saved, "encoding", None) or "utf-8",
+                      errors="backslashreplace")
+    try:
+        yield
+    finally:
+        sys.stderr.close()
+        sys.stderr = saved
 
 
 def _open(path) -> tuple:
