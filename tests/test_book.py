@@ -165,3 +165,31 @@ def test_the_repository_button_appears_once_a_url_is_configured(tmp_path):
     book.run_book(root, "smoke")
     text = (root / "_build/smoke/site/_build/html/chapters/one.html").read_text()
     assert 'href="https://github.com/example/emorec"' in text and "repository-button" in text
+
+
+def test_a_full_run_replaces_its_own_stage_but_never_an_unmarked_folder(tmp_path):
+    root = make_book(tmp_path, GOOD_BODY)
+    book.run_book(root, "smoke", html=False)
+    stage = root / "_build/smoke/book"
+    (stage / "chapters" / "removed_chapter.ipynb").write_text("{}")  # a page no longer in _toc.yml
+    book.run_book(root, "smoke", html=False)
+    assert not (stage / "chapters" / "removed_chapter.ipynb").exists()
+    assert (stage / "chapters" / "one.ipynb").is_file()
+
+    (stage / ".emorec.json").unlink()  # as an older emorec (or a user) left it: not provably ours
+    with pytest.raises(book.BookError, match="is not an emorec executed book .*deleting it by hand"):
+        book.run_book(root, "smoke", html=False)
+    assert (stage / "chapters" / "one.ipynb").is_file()  # nothing deleted
+
+
+def test_publishing_replaces_its_own_copy_but_never_an_unmarked_html_folder(tmp_path):
+    root = make_book(tmp_path, GOOD_BODY)
+    book.run_book(root, "smoke", publish=True)
+    published = root / "_build/html"
+    assert (published / "chapters/one.html").is_file() and (published / ".emorec.json").is_file()
+    shutil.rmtree(published)
+    published.mkdir()
+    (published / "notes.txt").write_text("a user's file")
+    with pytest.raises(book.BookError, match="is not an emorec published book"):
+        book.run_book(root, "smoke", publish=True)
+    assert (published / "notes.txt").read_text() == "a user's file"

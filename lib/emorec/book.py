@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from . import config
+from . import config, storage
 from .paths import project_root
 from .sphinxext import MARKDOWN
 
@@ -42,6 +42,8 @@ BOOK_FILES = ("_config.yml", "_toc.yml", "references.bib")
 # ``common`` keys read by the runner, not by chapters: the weight locations become the environment
 # variables the library reads (emorec.models.weights), so every kernel and `emorec train` sees them.
 WEIGHT_ENVIRONMENT = {"vggface_weights": "EMOREC_VGGFACE_WEIGHTS", "torch_home": "TORCH_HOME"}
+STAGE_KIND = "executed book"  # _build/<profile>/book: the executed notebooks and the staged sources
+SITE_KIND = "published book"  # _build/html (make book's publish step)
 RUNNER_KEYS = set(config.RUNNER_KEYS)  # "cell_timeout" and the keys of WEIGHT_ENVIRONMENT
 
 
@@ -299,8 +301,10 @@ def run_book(root: Path, profile: str, only: list[str] | None = None, html: bool
     build = root / "_build" / profile
     stage = build / "book"
     if not only:  # a full run starts clean: no notebook of a removed or failed chapter survives
-        shutil.rmtree(stage, ignore_errors=True)
+        _remove_own_folder(stage, STAGE_KIND)
     stage.mkdir(parents=True, exist_ok=True)
+    if storage.read_marker(stage) is None:
+        storage.write_marker(stage, STAGE_KIND, __name__)
     timeout = params["common"].get("cell_timeout")
     record = {"profile": profile, "params_file": str(params_file) if params_file else None,
               "values": param_set.records()}
@@ -327,10 +331,23 @@ def run_book(root: Path, profile: str, only: list[str] | None = None, html: bool
         print(f"[{profile}] HTML: {html_dir / 'index.html'}", flush=True)
         if publish:
             published = root / "_build" / "html"
-            shutil.rmtree(published, ignore_errors=True)
-            shutil.copytree(html_dir, published)
+            _remove_own_folder(published, SITE_KIND)
+            shutil.copytree(html_dir, published, dirs_exist_ok=True)  # absent or empty here
+            storage.write_marker(published, SITE_KIND, __name__)
             print(f"[{profile}] published to {published / 'index.html'}", flush=True)
     return stage
+
+
+def _remove_own_folder(folder: Path, kind: str) -> None:
+    """Delete ``folder`` when emorec's book made it (its marker of ``kind``); an empty or absent one is
+    left as it is; anything else is one BookError, nothing deleted (ours: a user's folder is never removed)."""
+    try:
+        storage.check_replaceable(folder, kind, lambda name: True,
+                                  option="between moving it away and deleting it by hand (builds of an emorec "
+                                         "older than its folder markers left it unmarked)")
+    except storage.NotOurs as err:
+        raise BookError(str(err)) from None
+    storage.remove_ours(folder, kind, lambda name: True)
 
 
 def declared_parameters(page: Page) -> set[str]:
