@@ -310,6 +310,13 @@ def _importing():
 
 
 def _predict(args) -> int:
+    from .plots import FigureWorker  # before torch: its process imports matplotlib meanwhile
+
+    with FigureWorker() as figures:
+        return _predict_with(args, figures)
+
+
+def _predict_with(args, figures) -> int:
     with _importing():
         from .data.faces import FaceExtractor
         from .predict import load_predictors, predict_to_folder
@@ -322,7 +329,7 @@ def _predict(args) -> int:
         if predictor.synthetic_warning():
             print(predictor.synthetic_warning(), file=sys.stderr)
     result, files = predict_to_folder(args.video, None, args.out, annotated_video=args.mp4,
-                                      progress=True, fps=args.fps, seq_len=args.seq_len, overlap=args.overlap,
+                                      progress=True, figures=figures, fps=args.fps, seq_len=args.seq_len, overlap=args.overlap,
                                       cache_dir=args.cache, postprocess=args.postprocess, predictors=predictors,
                                       extractor=FaceExtractor(min_face_size=args.min_face_size,
                                                               track_every=args.track_every or None),

@@ -1,13 +1,24 @@
-"""Plotting helpers shared by the chapters and ``emorec predict`` (matplotlib only; no computation lives here)."""
+"""Plotting helpers shared by the chapters and ``emorec predict`` (matplotlib only; no computation lives here).
+
+``emorec predict``'s two figures are drawn by :func:`predict_figures`, inline or in a
+:class:`FigureWorker`: a process forked before the command imports torch, which imports matplotlib
+on the second core meanwhile (≈ 0.3 s) and draws when the tables are ready. It lives here, outside
+:mod:`emorec.predict`, whose import pulls in torch."""
 
 from __future__ import annotations
+
+import multiprocessing
+import signal
+import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from emorec.paper import CIRCUMPLEX_OCTANTS, CIRCUMPLEX_WORDS, circumplex_coordinates
 
-__all__ = ["circumplex", "plot_timeseries", "plot_trajectory"]
+__all__ = ["FigureWorker", "circumplex", "plot_timeseries", "plot_trajectory", "predict_figures", "training_caption"]
 
 QUADRANTS = {
     (1, 1): "positive valence\nhigh arousal",
@@ -130,3 +141,142 @@ def plot_trajectory(frames: pd.DataFrame, ax=None, cmap: str = "viridis", colorb
         ax.figure.colorbar(dots, ax=ax, fraction=0.046, pad=0.04, label="time (s)")
     return ax.figure
 
+
+# --------------------------------------------------------------------------------------------------
+# The figures of ``emorec predict`` (§6)
+# --------------------------------------------------------------------------------------------------
+
+FIGURES = ("timeseries", "circumplex")
+
+
+def training_caption(settings: dict) -> str:
+    """What each label's model was trained on, for the figures' titles (one line per model; ours)."""
+    models = settings["models"]
+    if len({m["checkpoint"] for m in models.values()}) == 1:
+        m = next(iter(models.values()))
+        return f"{m['model']} trained on: {m['training_data']}"
+    return "\n".join(f"{label}: {m['model']} trained on: {m['training_data']}" for label, m in models.items())
+
+
+def chosen_series(frames: pd.DataFrame, settings: dict) -> tuple[pd.DataFrame, list[tuple[int | None, pd.DataFrame]]]:
+    """(the chosen face track's frame table, [(track id, its table)] for every series): one series,
+    or with ``all_faces`` one per track, the chosen one being the largest consistent track (ours)."""
+    if "track" not in frames.columns:
+        return frames, [((settings.get("track") or {}).get("track"), frames)]
+    tracks = [(int(t), table.drop(columns="track")) for t, table in frames.groupby("track", sort=True)]
+    chosen = (settings.get("track") or {}).get("track", tracks[0][0])
+    return next(table for t, table in tracks if t == chosen), tracks
+
+
+def figure_names(frames: pd.DataFrame) -> tuple[str, ...]:
+    """The figures a prediction gets: no circumplex path without a single value."""
+    return FIGURES if frames["valence"].notna().any() else FIGURES[:1]
+
+
+def predict_figures(frames: pd.DataFrame, settings: dict, paths: dict[str, Path]) -> None:
+    """Write ``paths["timeseries"]`` (valence and arousal against time, one line per face track) and,
+    when ``paths`` names it, ``paths["circumplex"]`` (the chosen track's path on Figure 1's plane)."""
+    from matplotlib.figure import Figure  # no pyplot: leaves an interactive session's backend alone
+
+    name = Path(settings["video"]).name
+    trained = training_caption(settings)
+    main, tracks = chosen_series(frames, settings)
+    fig = Figure(figsize=(9, 4.6 + 0.2 * trained.count("\n")))
+    axes = fig.subplots(2, 1, sharex=True)
+    for k, (track, table) in enumerate(tracks):  # one line per face track (all faces), else one
+        plot_timeseries(table, axes, label=f"track {track}", color=f"C{k}" if len(tracks) > 1 else "tab:red",
+                        shade=len(tracks) == 1)
+    if len(tracks) > 1:
+        axes[0].legend(fontsize=7, ncol=min(len(tracks), 6), loc="upper right")
+    heading = ("valence and arousal (grey: no face)" if len(tracks) == 1 else "valence and arousal per face track"
+               ) if "circumplex" in paths else "no face found in any sampled frame"
+    title = f"{name}: {heading}\n{trained}"
+    fig.axes[0].set_title(title, fontsize=9)
+    _margins(fig, left=0.8, right=0.15, bottom=0.6, top=0.36 + 0.165 * title.count("\n"), hspace=0.13)
+    fig.savefig(paths["timeseries"], dpi=120)
+    if "circumplex" in paths:
+        fig = Figure(figsize=(6.6, 5.8 + 0.2 * trained.count("\n")))
+        plot_trajectory(main, fig.subplots())
+        which = f" (track {settings['track']['track']})" if len(tracks) > 1 else ""
+        title = f"{name}: trajectory on the circumplex{which}\n{trained}"
+        fig.axes[0].set_title(title, fontsize=8)
+        _margins(fig, left=0.75, right=0.75, bottom=0.6, top=0.34 + 0.14 * title.count("\n"))
+        fig.savefig(paths["circumplex"], dpi=120)
+
+
+def _margins(fig, left: float, right: float, bottom: float, top: float, hspace: float | None = None) -> None:
+    """Margins in inches, as ``tight_layout`` chose them for these figures (it measures every text
+    first: a third of the drawing time); ``top`` grows with the title's lines."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                        hspace=hspace)
+
+
+class FigureWorker:
+    """:func:`predict_figures` in a process forked now, which imports matplotlib at once (ours).
+
+    Start it before importing torch and before any thread; call it like :func:`predict_figures`,
+    once. An ``OSError`` or ``ValueError`` raised while drawing is raised again by the call, any
+    other error as a RuntimeError. Use it as a context manager, so that the process ends with the
+    command. Where it cannot fork (no ``fork`` start method, or threads already running, which a
+    fork would leave broken in the child) the call draws inline."""
+
+    def __init__(self):
+        self._conn = self._process = None
+        if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+            return
+        context = multiprocessing.get_context("fork")  # a spawned worker would import everything again
+        self._conn, child_end = context.Pipe()
+        sys.stdout.flush(), sys.stderr.flush()  # else the child would write what is buffered once more
+        self._process = context.Process(target=_serve, args=(child_end, self._conn), daemon=True,
+                                        name="emorec-figures")
+        self._process.start()
+        child_end.close()
+
+    def __call__(self, frames: pd.DataFrame, settings: dict, paths: dict[str, Path]) -> None:
+        if self._process is None:
+            return predict_figures(frames, settings, paths)
+        try:
+            self._conn.send((frames, settings, paths))
+            failure = self._conn.recv()
+        except (EOFError, OSError):
+            raise RuntimeError(f"the figure worker (pid {self._process.pid}) ended without drawing") from None
+        if failure is not None:
+            raise failure
+
+    def close(self) -> None:
+        """End the worker (it exits when its end of the pipe closes)."""
+        if self._process is not None:
+            self._conn.close()
+            self._process.join(timeout=5)
+            if self._process.is_alive():
+                self._process.terminate()
+            self._process = None
+
+    def __enter__(self) -> FigureWorker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _serve(conn, parent_end) -> None:
+    """The worker: import matplotlib, wait for one job, draw it, answer None or the error."""
+    parent_end.close()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle: it closes the pipe
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    import matplotlib.backends.backend_agg  # noqa: F401  (what savefig needs, imported while waiting)
+    import matplotlib.figure  # noqa: F401
+
+    try:
+        job = conn.recv()
+    except EOFError:  # the command ended (or failed) before it had figures to draw
+        return
+    try:
+        predict_figures(*job)
+        answer = None
+    except (OSError, ValueError) as err:  # the command raises it as its own
+        answer = err
+    except Exception as err:  # noqa: BLE001 (a bug: its type and message reach the command)
+        answer = RuntimeError(f"drawing the figures: {type(err).__name__}: {err}")
+    conn.send(answer)

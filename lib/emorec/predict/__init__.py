@@ -32,17 +32,18 @@ its own model.
 The package: :mod:`.model` (a checkpoint and what it records), :mod:`.inference` (frames → clip
 predictions → timeline), :mod:`.output` (the tables, figures and settings.json of ``--out``),
 :mod:`.annotate` (the annotated MP4). The post-processing on a timeline lives in
-:mod:`emorec.postprocess`, the figures in :mod:`emorec.plots`, checkpoint scores on a corpus split
+:mod:`emorec.postprocess`, the figures in :mod:`emorec.plots` (:func:`emorec.plots.predict_figures`), checkpoint scores on a corpus split
 in :mod:`emorec.experiments.checkpoint_eval`, still images as clips in :mod:`emorec.data.video`.
 """
 
+from ..plots import training_caption
 from ..postprocess import postprocess_timeline
 from .annotate import annotate_frame, write_annotated_video
 from .inference import (DEFAULT_FPS, DEFAULT_OVERLAP, FRAME_COLUMNS, VideoPrediction, clip_predictions, clip_table,
                         frame_table, nearest_clip, predict_per_label, predict_video, prediction_windows, run_predict,
                         track_predictions)
 from .model import CROP_SIZE, TARGETS, Predictor, load_predictor, load_predictors, per_label_checkpoints
-from .output import OUTPUT_FILES, check_output_folder, predict_to_folder, save_prediction, training_caption
+from .output import OUTPUT_FILES, check_output_folder, predict_to_folder, save_prediction
 
 __all__ = ["CROP_SIZE", "DEFAULT_FPS", "DEFAULT_OVERLAP", "FRAME_COLUMNS", "OUTPUT_FILES", "TARGETS", "Predictor",
            "VideoPrediction", "annotate_frame", "check_output_folder", "clip_predictions", "clip_table", "frame_table",

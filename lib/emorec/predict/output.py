@@ -6,9 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-import pandas as pd
-
 from .. import storage
+from ..plots import chosen_series, figure_names, predict_figures
 from ..data import video
 from .annotate import write_annotated_video
 from .inference import VideoPrediction, _resolve_settings, run_predict
@@ -37,18 +36,15 @@ def _output_bytes(n_frames: int, annotated_video: bool, width: int, height: int)
 
 
 def save_prediction(result: VideoPrediction, out_dir, annotated_video: bool = False,
-                    progress: bool = False) -> dict[str, Path]:
+                    progress: bool = False, figures=predict_figures) -> dict[str, Path]:
     """Write the CSVs, the two figures, the settings and (optionally) the annotated MP4 into ``out_dir``.
 
     Everything is written into a marked staging folder ``.<out>.predict-*`` beside ``out_dir`` and
     swapped in with renames, holding a lock on ``out_dir``: ``out_dir`` then holds exactly this run's
     files, and a failure leaves the previous ones untouched. ``out_dir`` must be absent, empty or an
     earlier output of ours (:func:`check_output_folder`); stale staging folders of a killed run are
-    removed first (ours)."""
-    from matplotlib.figure import Figure  # no pyplot: leaves an interactive session's backend alone
-
-    from ..plots import plot_timeseries, plot_trajectory
-
+    removed first (ours). ``figures``: what draws them (:func:`emorec.plots.predict_figures`, or a
+    started :class:`emorec.plots.FigureWorker`)."""
     out_dir = Path(out_dir)
     settings = result.settings
     check_output_folder(out_dir, _output_bytes(len(result.frames), annotated_video, settings["video_width"],
@@ -57,35 +53,14 @@ def save_prediction(result: VideoPrediction, out_dir, annotated_video: bool = Fa
         storage.remove_stale(out_dir, OUTPUT_KIND, _output_name)
         stage = storage.staging_dir(out_dir, "predict", OUTPUT_KIND, WRITER)
         try:
-            has_values = bool(result.frames["valence"].notna().any())
-            figures = ("timeseries", "circumplex") if has_values else ("timeseries",)  # no path without values
-            written = {key: stage / OUTPUT_FILES[key] for key in ("csv", "clips", *figures, "settings")}
+            drawn = figure_names(result.frames)
+            written = {key: stage / OUTPUT_FILES[key] for key in ("csv", "clips", *drawn, "settings")}
             result.frames.to_csv(written["csv"], index=False, float_format="%.6g")
             result.clips.to_csv(written["clips"], index=False, float_format="%.6g")
-            name = Path(result.settings["video"]).name
-            trained = training_caption(result.settings)
-            main, tracks = chosen_series(result)
-            fig = Figure(figsize=(9, 4.6 + 0.2 * trained.count("\n")))
-            axes = fig.subplots(2, 1, sharex=True)
-            for k, (track, table) in enumerate(tracks):  # one line per face track (all faces), else one
-                plot_timeseries(table, axes, label=f"track {track}", color=f"C{k}" if len(tracks) > 1 else "tab:red",
-                                shade=len(tracks) == 1)
-            if len(tracks) > 1:
-                axes[0].legend(fontsize=7, ncol=min(len(tracks), 6), loc="upper right")
-            heading = ("valence and arousal (grey: no face)" if len(tracks) == 1 else "valence and arousal per face track"
-                       ) if has_values else "no face found in any sampled frame"
-            fig.axes[0].set_title(f"{name}: {heading}\n{trained}", fontsize=9)
-            fig.tight_layout()
-            fig.savefig(written["timeseries"], dpi=120)
-            if has_values:
-                fig = Figure(figsize=(6.6, 5.8 + 0.2 * trained.count("\n")))
-                plot_trajectory(main, fig.subplots())
-                which = f" (track {settings['track']['track']})" if len(tracks) > 1 else ""
-                fig.axes[0].set_title(f"{name}: trajectory on the circumplex{which}\n{trained}", fontsize=8)
-                fig.tight_layout()
-                fig.savefig(written["circumplex"], dpi=120)
+            figures(result.frames, settings, {key: written[key] for key in drawn})
             written["settings"].write_text(json.dumps({**result.settings, "timings_s": result.timings}, indent=1))
             if annotated_video:
+                main, _ = chosen_series(result.frames, settings)
                 written["video"] = write_annotated_video(result.settings["video"], main,
                                                          stage / OUTPUT_FILES["video"], result.settings["fps"],
                                                          progress=progress, shown_as=out_dir / OUTPUT_FILES["video"])
@@ -96,28 +71,8 @@ def save_prediction(result: VideoPrediction, out_dir, annotated_video: bool = Fa
     return {key: out_dir / path.name for key, path in written.items()}
 
 
-def chosen_series(result: VideoPrediction) -> tuple[pd.DataFrame, list[tuple[int | None, pd.DataFrame]]]:
-    """(the chosen face track's frame table, [(track id, its table)] for every series): one series,
-    or with ``all_faces`` one per track, the chosen one being the largest consistent track (ours)."""
-    frames = result.frames
-    if "track" not in frames.columns:
-        return frames, [((result.settings.get("track") or {}).get("track"), frames)]
-    tracks = [(int(t), table.drop(columns="track")) for t, table in frames.groupby("track", sort=True)]
-    chosen = (result.settings.get("track") or {}).get("track", tracks[0][0])
-    return next(table for t, table in tracks if t == chosen), tracks
-
-
-def training_caption(settings: dict) -> str:
-    """What each label's model was trained on, for the figures' titles (one line per model; ours)."""
-    models = settings["models"]
-    if len({m["checkpoint"] for m in models.values()}) == 1:
-        m = next(iter(models.values()))
-        return f"{m['model']} trained on: {m['training_data']}"
-    return "\n".join(f"{label}: {m['model']} trained on: {m['training_data']}" for label, m in models.items())
-
-
 def predict_to_folder(video_path, checkpoint, out_dir, annotated_video: bool = False, progress: bool = False,
-                      **kwargs) -> tuple[VideoPrediction, dict[str, Path]]:
+                      figures=predict_figures, **kwargs) -> tuple[VideoPrediction, dict[str, Path]]:
     """:func:`run_predict` then :func:`save_prediction`: what ``emorec predict`` does (§6, ours).
 
     ``checkpoint``: one checkpoint, or ``{label: checkpoint}`` (:func:`run_predict`); the folder is
@@ -138,5 +93,5 @@ def predict_to_folder(video_path, checkpoint, out_dir, annotated_video: bool = F
     if cache_dir is not None:
         storage.preflight(cache_dir, 0, "--cache")  # its free space: before extraction, if not reused
     result = run_predict(video_path, checkpoint, progress=progress, predictors=predictors, **kwargs)
-    return result, save_prediction(result, out_dir, annotated_video, progress)
+    return result, save_prediction(result, out_dir, annotated_video, progress, figures)
 
