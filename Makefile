@@ -28,10 +28,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name emorec --display-name emorec > /dev/null
 	touch $@
 
-# Bytecode for the editable package (pip compiles only installed ones): where PYTHONDONTWRITEBYTECODE
-# is set, as on our CI machines, every `emorec` command would otherwise compile it again (≈ 0.5 s).
 book: $(STAMP)
-	$(PY) -m compileall -q lib/emorec
 	$(PY) -m emorec.book --profile $(PROFILE) --publish $(if $(PARAMS),--params $(PARAMS))
 
 unit: $(STAMP)
