@@ -328,8 +328,8 @@ def _predict_with(args, figures) -> int:
         print(f"{label}: {predictor.kind} {predictor.checkpoint}; training data: {predictor.training_data()}")
         if predictor.synthetic_warning():
             print(predictor.synthetic_warning(), file=sys.stderr)
-    result, files = predict_to_folder(args.video, None, args.out, annotated_video=args.mp4,
-                                      progress=True, figures=figures, fps=args.fps, seq_len=args.seq_len, overlap=args.overlap,
+    result, files = predict_to_folder(args.video, None, args.out, annotated_video=args.mp4, progress=True,
+                                      figures=figures, fps=args.fps, seq_len=args.seq_len, overlap=args.overlap,
                                       cache_dir=args.cache, postprocess=args.postprocess, predictors=predictors,
                                       extractor=FaceExtractor(min_face_size=args.min_face_size,
                                                               track_every=args.track_every or None),

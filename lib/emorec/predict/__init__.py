@@ -32,8 +32,9 @@ its own model.
 The package: :mod:`.model` (a checkpoint and what it records), :mod:`.inference` (frames → clip
 predictions → timeline), :mod:`.output` (the tables, figures and settings.json of ``--out``),
 :mod:`.annotate` (the annotated MP4). The post-processing on a timeline lives in
-:mod:`emorec.postprocess`, the figures in :mod:`emorec.plots` (:func:`emorec.plots.predict_figures`), checkpoint scores on a corpus split
-in :mod:`emorec.experiments.checkpoint_eval`, still images as clips in :mod:`emorec.data.video`.
+:mod:`emorec.postprocess`, the figures in :mod:`emorec.plots` (:func:`emorec.plots.predict_figures`),
+checkpoint scores on a corpus split in :mod:`emorec.experiments.checkpoint_eval`, still images as
+clips in :mod:`emorec.data.video`.
 """
 
 from ..plots import training_caption

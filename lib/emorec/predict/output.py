@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 from .. import storage
-from ..plots import chosen_series, figure_names, predict_figures
 from ..data import video
+from ..plots import chosen_series, figure_names, predict_figures
 from .annotate import write_annotated_video
 from .inference import VideoPrediction, _resolve_settings, run_predict
 from .model import TARGETS, load_predictors
